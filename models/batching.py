@@ -1,0 +1,58 @@
+"""Batches drawn bucket by bucket: each batch holds one length bucket, trimmed to its own longest row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens (B, T), lengths (B,), labels (B,)
+
+
+class BucketBatches:
+    """Deterministic from (seed, epoch): the same epoch always yields the same batches in one order."""
+
+    def __init__(
+        self, buckets: list[dict[str, np.ndarray]], batch_size: int, shuffle: bool, seed: int = 0
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.buckets = [b for b in buckets if len(b["lengths"])]
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+
+    @property
+    def num_rows(self) -> int:
+        return sum(len(b["lengths"]) for b in self.buckets)
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate([b["labels"] for b in self.buckets]) if self.buckets else np.array([])
+
+    def plan(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        """(bucket index, row indices) for every batch of this epoch, in the order to run them."""
+        rng = np.random.default_rng([self.seed, epoch])
+        plan = []
+        for b, bucket in enumerate(self.buckets):
+            n = len(bucket["lengths"])
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
+            plan += [(b, order[i : i + self.batch_size]) for i in range(0, n, self.batch_size)]
+        if self.shuffle:
+            plan = [plan[i] for i in rng.permutation(len(plan))]
+        return plan
+
+    def __len__(self) -> int:
+        return len(self.plan(0))
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        for b, rows in self.plan(epoch):
+            yield self.batch(b, rows)
+
+    def batch(self, b: int, rows: np.ndarray) -> Batch:
+        bucket = self.buckets[b]
+        lengths = bucket["lengths"][rows]
+        tokens = bucket["tokens"][rows, : int(lengths.max())]  # trim to this batch's longest
+        return (
+            torch.from_numpy(tokens),
+            torch.from_numpy(lengths),
+            torch.from_numpy(bucket["labels"][rows].astype(np.int64)),
+        )

@@ -1,0 +1,167 @@
+"""One training job for a text kind: features -> fit -> evaluate -> MLflow run -> registered version."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+
+from models import plots, tracking
+from models.batching import BucketBatches
+from models.metrics import classification_metrics, majority_baseline, report_table
+from models.packaging import log_text_classifier
+from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
+from models.train import TrainConfig, fit, predict, resolve_device, seed_everything
+from pipeline.features import latest_features, load_split, manifest_sha256, sample_texts
+from pipeline.kinds import TextKind
+from pipeline.layout import Layout
+from pipeline.vocab import Vocabulary
+
+log = logging.getLogger("rnnflow.job")
+CHAMPION_METRIC = "best_val_accuracy"
+EVAL_BATCH = 512
+
+
+@dataclass
+class TrainReport:
+    kind: str
+    model_name: str
+    version: int
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    promoted: bool
+    champion_version: int | None
+    champion_decision: str
+    best_val_accuracy: float
+    test_accuracy: float
+    test_macro_f1: float
+    baseline_accuracy: float
+    baseline_macro_f1: float
+    best_epoch: int
+    epochs_run: int
+    device: str
+    samples_per_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_text_classifier(
+    kind: TextKind, layout: Layout, cfg: TrainConfig, model_options: dict | None = None
+) -> TrainReport:
+    folder, manifest = latest_features(layout)
+    tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
+    labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
+    seed_everything(cfg.seed)
+    train = BucketBatches(load_split(folder, manifest, "train"), cfg.batch_size, True, cfg.seed)
+    val = BucketBatches(load_split(folder, manifest, "val"), EVAL_BATCH, shuffle=False)
+    test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
+    model_cfg = RNNClassifierConfig(
+        vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **(model_options or {})
+    )
+    model = RNNClassifier(model_cfg)
+    device = resolve_device(cfg.device)
+    log.info(
+        "training %s on %s: %s train / %s val / %s test rows, %d classes, %d batches per epoch",
+        kind.name,
+        device,
+        f"{train.num_rows:,}",
+        f"{val.num_rows:,}",
+        f"{test.num_rows:,}",
+        len(labels),
+        len(train),
+    )
+
+    uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    experiment = tracking.experiment_id(f"rnnflow-{kind.name}", layout.mlflow_artifacts)
+    tags = {
+        "kind": kind.name,
+        "dataset_fingerprint": manifest["dataset_fingerprint"],
+        "features_manifest_sha256": manifest_sha256(manifest),
+        "features_version": manifest["version"],
+        "git_commit": tracking.git_commit(),
+    }
+    with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
+        mlflow.log_params({f"train.{k}": v for k, v in cfg.to_dict().items()})
+        mlflow.log_params({f"model.{k}": v for k, v in model_cfg.to_dict().items()})
+        mlflow.log_params({"device": str(device), "train_rows": train.num_rows})
+        result = fit(
+            model,
+            train,
+            val,
+            cfg,
+            on_epoch=lambda row: mlflow.log_metrics(
+                {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]
+            ),
+        )
+        probs, y_test, test_loss = predict(model, test, device)
+        test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
+        baseline = majority_baseline(train.labels(), y_test, len(labels))
+        mlflow.log_metrics(
+            {
+                CHAMPION_METRIC: result.best_val_accuracy,
+                "best_epoch": result.best_epoch,
+                "test_loss": test_loss,
+                "test_accuracy": test_metrics["accuracy"],
+                "test_macro_f1": test_metrics["macro_f1"],
+                "baseline_test_accuracy": baseline["accuracy"],
+                "baseline_test_macro_f1": baseline["macro_f1"],
+                "train_samples_per_s": result.samples_per_s,
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest)
+            model.cpu()
+            info = log_text_classifier(work, kind, model, folder, manifest, sample_texts(folder, manifest))
+        version_tags = {**tags, CHAMPION_METRIC: f"{result.best_val_accuracy:.6f}"}
+        version = tracking.register(
+            kind.model_name, info.model_uri, run.info.run_id, info.model_id, version_tags
+        )
+        decision = tracking.promote_if_better(
+            kind.model_name, version, CHAMPION_METRIC, result.best_val_accuracy
+        )
+        mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
+    log.info("registered %s v%d; %s", kind.model_name, version, decision.message)
+    return TrainReport(
+        kind=kind.name,
+        model_name=kind.model_name,
+        version=version,
+        run_id=run.info.run_id,
+        experiment_id=experiment,
+        tracking_uri=uri,
+        promoted=decision.promoted,
+        champion_version=version if decision.promoted else decision.previous_version,
+        champion_decision=decision.message,
+        best_val_accuracy=result.best_val_accuracy,
+        test_accuracy=test_metrics["accuracy"],
+        test_macro_f1=test_metrics["macro_f1"],
+        baseline_accuracy=baseline["accuracy"],
+        baseline_macro_f1=baseline["macro_f1"],
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        device=str(device),
+        samples_per_s=result.samples_per_s,
+    )
+
+
+def _log_reports(work, history, test_metrics, baseline, labels, manifest) -> None:
+    report = {
+        "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+        "majority_baseline": baseline,
+        "per_class": report_table(test_metrics["per_class"], labels),
+    }
+    (work / "classification_report.json").write_text(json.dumps(report, indent=2))
+    (work / "features_manifest.json").write_text(json.dumps(manifest, indent=2))
+    (work / "history.json").write_text(json.dumps(history, indent=2))
+    plots.loss_curves(history, work / "loss_curves.png")
+    plots.confusion_matrix(test_metrics["confusion"], labels, work / "confusion_matrix.png", "Test set")
+    for name in ("classification_report.json", "features_manifest.json", "history.json"):
+        mlflow.log_artifact(str(work / name), artifact_path="reports")
+    for name in ("loss_curves.png", "confusion_matrix.png"):
+        mlflow.log_artifact(str(work / name), artifact_path="plots")

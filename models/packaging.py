@@ -1,0 +1,132 @@
+"""MLflow pyfunc packaging: state_dict + config + vocabularies as artifacts, text in, labels out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, Schema
+
+from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
+from pipeline.features import tokenize
+from pipeline.kinds import TextKind
+from pipeline.validate import clean_text
+from pipeline.vocab import Vocabulary
+
+TOP_K = 3
+OUTPUT_COLUMNS = ["predicted_label", "probability", "top_labels", "top_probs"]
+PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy"]
+
+
+class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
+    """Input: DataFrame with the kind's text column. Output: label, probability, top-3 of each."""
+
+    def load_context(self, context) -> None:
+        spec = json.loads(Path(context.artifacts["spec"]).read_text())
+        self.kind = TextKind(**{k: v for k, v in spec["kind"].items() if k != "column_aliases"})
+        self.max_tokens = spec.get("max_tokens")
+        self.tokens = Vocabulary.from_json(Path(context.artifacts["vocab_tokens"]).read_text())
+        self.labels = Vocabulary.from_json(Path(context.artifacts["vocab_labels"]).read_text())
+        self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
+        state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state)
+        self.model.eval()
+        self.batch_size = int(spec.get("score_batch_size", 512))
+
+    def encode(self, texts: pd.Series) -> list[list[int]]:
+        frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
+        pieces = frame.select(clean_text(self.kind)).select(tokenize(self.kind))["pieces"]
+        ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
+        return [i[: self.max_tokens] for i in ids] if self.max_tokens else ids
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        ids = self.encode(model_input[self.kind.text_col])
+        probs = score_sequences(self.model, ids, self.tokens.pad_id, self.batch_size)  # (N, C)
+        k = min(TOP_K, probs.shape[1])
+        top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
+        empty = np.array([len(i) == 0 for i in ids])
+        labels = np.array(self.labels.tokens, dtype=object)
+        out = pd.DataFrame(
+            {
+                "predicted_label": np.where(empty, None, labels[top[:, 0]]),
+                "probability": np.where(empty, np.nan, probs[np.arange(len(ids)), top[:, 0]]),
+                "top_labels": [[] if e else labels[t].tolist() for e, t in zip(empty, top, strict=True)],
+                "top_probs": [
+                    [] if e else p[t].astype(float).round(6).tolist()
+                    for e, p, t in zip(empty, probs, top, strict=True)
+                ],
+            }
+        )
+        return out
+
+
+@torch.inference_mode()
+def score_sequences(model: RNNClassifier, ids: list[list[int]], pad_id: int, batch_size: int) -> np.ndarray:
+    """Probabilities for token-id lists, run in length-sorted batches (little padding), input order kept."""
+    n, classes = len(ids), model.config.num_classes
+    probs = np.full((n, classes), 1.0 / classes, dtype=np.float32)
+    lengths = np.array([len(i) for i in ids], dtype=np.int64)
+    order = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = int(lengths[rows].max())
+        tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+        for r, i in enumerate(rows):
+            tokens[r, : lengths[i]] = torch.tensor(ids[i])
+        logits, _ = model(tokens, torch.from_numpy(lengths[rows]))
+        probs[rows] = torch.softmax(logits, dim=-1).numpy()
+    return probs
+
+
+def signature(kind: TextKind) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", kind.text_col)]),
+        outputs=Schema(
+            [
+                ColSpec("string", "predicted_label"),
+                ColSpec("double", "probability"),
+                ColSpec(Array("string"), "top_labels"),
+                ColSpec(Array("double"), "top_probs"),
+            ]
+        ),
+    )
+
+
+def log_text_classifier(
+    workdir: Path,
+    kind: TextKind,
+    model: RNNClassifier,
+    features_dir: Path,
+    manifest: dict,
+    examples: list[str],
+):
+    """Write the artifacts to workdir and log them as a pyfunc named "model"; returns ModelInfo."""
+    weights = workdir / "weights.pt"
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+    spec = {
+        "kind": {k: v for k, v in kind.__dict__.items()},
+        "model": model.config.to_dict(),
+        "max_tokens": manifest["config"].get("max_tokens"),
+        "features_version": manifest["version"],
+    }
+    (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
+    artifacts = {
+        "weights": str(weights),
+        "spec": str(workdir / "spec.json"),
+        "vocab_tokens": str(features_dir / manifest["vocab"]["tokens"]["file"]),
+        "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
+    }
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=TextClassifierPyfunc(),
+        artifacts=artifacts,
+        signature=signature(kind),
+        input_example=pd.DataFrame({kind.text_col: examples}),
+        pip_requirements=PIP_REQUIREMENTS,
+    )

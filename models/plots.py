@@ -1,0 +1,50 @@
+"""Training figures as PNG files: loss/accuracy curves and a row-normalised confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: workers have no display
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def loss_curves(history: list[dict], path: Path) -> Path:
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
+    ax_acc.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    size = max(5.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if matrix[i, j]:
+                color = "white" if share[i, j] > 0.5 else "black"
+                ax.text(j, i, matrix[i, j], ha="center", va="center", fontsize=6, color=color)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

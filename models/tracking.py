@@ -1,0 +1,145 @@
+"""MLflow plumbing: embedded defaults under the data root, experiments, registry and the champion rule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+
+
+def configure(mlflow_db: Path, artifacts: Path) -> str:
+    """Use $MLFLOW_TRACKING_URI when set, else SQLite + a local artifact folder in the data root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        mlflow_db.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{mlflow_db}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    return uri
+
+
+def experiment_id(name: str, artifacts: Path) -> str:
+    """Get or create; new experiments keep artifacts beside the SQLite store unless a server decides."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None if _is_remote(mlflow.get_tracking_uri()) else (artifacts / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
+            cwd=Path(__file__).resolve().parent,
+        )  # fmt: skip
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def register(model_name: str, model_uri: str, run_id: str, model_id: str | None, tags: dict) -> int:
+    """Create the registered model if new, then a version; quiet (the fluent API prints to stderr)."""
+    client = MlflowClient()
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(
+        model_name, source=model_uri, run_id=run_id, model_id=model_id, tags=tags
+    )
+    return int(version.version)
+
+
+@dataclass
+class ChampionDecision:
+    promoted: bool
+    version: int
+    previous_version: int | None
+    metric: str
+    value: float
+    previous_value: float | None
+
+    @property
+    def message(self) -> str:
+        if self.previous_version is None:
+            return f"v{self.version} is the first champion ({self.metric}={self.value:.4f})"
+        verb = "beats" if self.promoted else "does not beat"
+        tail = "; champion moved" if self.promoted else "; champion stays"
+        return (
+            f"v{self.version} {self.metric}={self.value:.4f} {verb} champion v{self.previous_version} "
+            f"({self.previous_value:.4f}){tail}"
+        )
+
+
+def promote_if_better(
+    model_name: str, version: int, metric: str, value: float, higher_is_better: bool = True
+) -> ChampionDecision:
+    """Move the `champion` alias to `version` only if it strictly beats the current champion."""
+    client = MlflowClient()
+    previous = champion_version(model_name)
+    previous_value = None
+    if previous is not None:
+        run_id = client.get_model_version(model_name, str(previous)).run_id
+        previous_value = client.get_run(run_id).data.metrics.get(metric)
+    better = previous_value is None or (
+        value > previous_value if higher_is_better else value < previous_value
+    )
+    if better:
+        client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    decision = ChampionDecision(better, version, previous, metric, value, previous_value)
+    client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
+    return decision
+
+
+def champion_version(model_name: str) -> int | None:
+    try:
+        return int(MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str
+    version: int
+    run_id: str
+    uri: str  # pinned to the version, so a moving alias cannot change it mid-run
+
+
+def resolve(uri: str) -> ResolvedModel:
+    """`models:/<name>@<alias>` or `models:/<name>/<version>` -> a pinned version, clear errors."""
+    if not uri.startswith("models:/"):
+        raise ValueError(f"--model {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    body = uri.removeprefix("models:/")
+    client = MlflowClient()
+    try:
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        elif "/" in body:
+            name, version = body.rsplit("/", 1)
+            mv = client.get_model_version(name, version)
+        else:
+            raise ValueError(f"--model {uri!r}: name a version (/3) or an alias (@champion)")
+    except MlflowException as err:
+        raise LookupError(
+            f"model {uri!r} not found in the registry at {mlflow.get_registry_uri()}: {err.message}. "
+            "Train one first (`rnnflow train ...`) or pass --model models:/<name>/<version>"
+        ) from None
+    return ResolvedModel(mv.name, int(mv.version), mv.run_id, f"models:/{mv.name}/{mv.version}")

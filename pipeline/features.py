@@ -1,0 +1,195 @@
+"""Features: bronze -> vocabularies, splits, length-bucketed token shards and a JSON manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline import io
+from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
+from pipeline.kinds import TextKind
+from pipeline.layout import Layout
+from pipeline.splits import assign_splits
+from pipeline.validate import SPLITS
+from pipeline.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
+
+log = logging.getLogger("rnnflow.features")
+WORD_PATTERN = r"[\w']+|[^\w\s]"  # words (with apostrophes) and single punctuation marks
+KEEP_VERSIONS = 3
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    max_buckets: int = 32  # names: one bucket per exact length fits well within this
+    min_freq: int = 1  # tokens seen fewer times in train map to <unk>
+    max_vocab: int | None = None
+    max_tokens: int | None = None  # longer sequences keep their first max_tokens tokens
+    batch_size: int = 64  # only for the padding statistics in the manifest
+
+    def __post_init__(self) -> None:
+        if self.max_buckets < 1:
+            raise ValueError(f"max_buckets must be >= 1, got {self.max_buckets}")
+        if self.min_freq < 1:
+            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+
+def tokenize(kind: TextKind) -> pl.Expr:
+    text = pl.col(kind.text_col)
+    if kind.tokenizer == "chars":
+        return text.str.split("").alias("pieces")
+    if kind.tokenizer == "words":
+        return text.str.to_lowercase().str.extract_all(WORD_PATTERN).alias("pieces")
+    raise ValueError(f"unknown tokenizer {kind.tokenizer!r} for kind {kind.name!r}")
+
+
+def load_bronze(kind: TextKind, layout: Layout) -> pl.DataFrame:
+    bronze = io.scan_parquet_dir(layout.bronze)
+    if bronze is None:
+        raise FileNotFoundError(
+            f"no bronze data for kind {kind.name!r} under {layout.bronze}; "
+            f"run `rnnflow ingest {kind.name} SOURCE...` first"
+        )
+    return (
+        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
+        .unique([kind.text_col, kind.label_col], keep="first", maintain_order=True)
+        .select(kind.text_col, kind.label_col, "split")
+        .collect()
+    )
+
+
+def fingerprint(rows: pl.DataFrame) -> str:
+    """Content hash of the training data, independent of row order and of polars' hash functions."""
+    data = rows.sort(rows.columns).write_csv().encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
+    """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
+    cfg = cfg or FeatureConfig()
+    rows = assign_splits(load_bronze(kind, layout), kind.text_col, cfg.split_ratios)
+    rows = rows.with_columns(tokenize(kind))
+    train = rows.filter(pl.col("split") == "train")
+    if train.is_empty():
+        raise ValueError(f"kind {kind.name!r}: the train split is empty; check the split column")
+    tokens = Vocabulary.from_counts(
+        token_counts(train.lazy(), "pieces"), TOKEN_SPECIALS, cfg.min_freq, cfg.max_vocab
+    )
+    labels = Vocabulary(sorted(train.get_column(kind.label_col).unique().to_list()))
+
+    known = pl.col(kind.label_col).is_in(labels.tokens)
+    unknown_label = dict(rows.filter(~known).group_by("split").len().iter_rows())
+    pieces = pl.col("pieces")
+    if cfg.max_tokens:
+        pieces = pieces.list.head(cfg.max_tokens)
+    encoded = (
+        rows.filter(known)
+        .select(
+            kind.text_col,
+            kind.label_col,
+            "split",
+            pieces.list.eval(
+                pl.element().replace_strict(tokens.index, default=tokens.unk_id, return_dtype=pl.Int32)
+            ).alias("tokens"),
+            pl.col(kind.label_col).replace_strict(labels.index, return_dtype=pl.Int32).alias("label_id"),
+        )
+        .with_columns(pl.col("tokens").list.len().cast(pl.Int32).alias("length"))
+    )
+    encoded = encoded.filter(pl.col("length") > 0)
+
+    lengths = encoded.get_column("length").to_numpy()
+    bounds = fit_boundaries(lengths, cfg.max_buckets)
+    encoded = encoded.with_columns(pl.Series("bucket", assign_bucket(lengths, bounds)))
+
+    created = datetime.now(UTC)
+    data_hash = fingerprint(rows.select(kind.text_col, kind.label_col, "split"))
+    version = f"{created:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
+    out = layout.features / version
+    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    files = []
+    for (split, bucket), part in encoded.group_by(["split", "bucket"]):
+        name = f"shards/split={split}/bucket={bucket:03d}.parquet"
+        io.write_shard(part.drop("split", "bucket"), out / name)
+        counts[split][str(bucket)] = part.height
+        files.append(name)
+    (out / "vocab_tokens.json").write_text(tokens.to_json())
+    (out / "vocab_labels.json").write_text(labels.to_json())
+
+    train_lengths = encoded.filter(pl.col("split") == "train").get_column("length").to_numpy()
+    manifest = {
+        "kind": kind.name,
+        "version": version,
+        "created_at": created.isoformat(),
+        "dataset_fingerprint": data_hash,
+        "text_col": kind.text_col,
+        "label_col": kind.label_col,
+        "tokenizer": kind.tokenizer,
+        "config": asdict(cfg),
+        "vocab": {
+            "tokens": {"file": "vocab_tokens.json", "size": len(tokens), "sha256": tokens.sha256()},
+            "labels": {"file": "vocab_labels.json", "size": len(labels), "sha256": labels.sha256()},
+        },
+        "bucket_upper_bounds": bounds,
+        "counts": {s: dict(sorted(c.items(), key=lambda kv: int(kv[0]))) for s, c in counts.items()},
+        "rows": {s: int(sum(c.values())) for s, c in counts.items()},
+        "rows_unknown_label": {s: int(n) for s, n in unknown_label.items()},
+        "label_counts_train": dict(train.group_by(kind.label_col).len().sort(kind.label_col).iter_rows()),
+        "padding": padding_stats(train_lengths, bounds, cfg.batch_size),
+        "files": sorted(files),
+    }
+    io.write_json_atomic(manifest, out / "manifest.json")
+    io.write_json_atomic({"version": version}, layout.features / "LATEST")  # the switch-over
+    _prune(layout.features, keep=KEEP_VERSIONS)
+    log.info(
+        "features %s: %s rows, %d buckets, padding %.1f%% (pad-to-longest %.1f%%)",
+        version,
+        f"{encoded.height:,}",
+        len(bounds),
+        100 * manifest["padding"]["bucketed"],
+        100 * manifest["padding"]["pad_to_longest"],
+    )
+    return manifest
+
+
+def latest_features(layout: Layout) -> tuple[Path, dict]:
+    """The current feature set's folder and manifest."""
+    pointer = layout.features / "LATEST"
+    if not pointer.exists():
+        raise FileNotFoundError(
+            f"no features for kind {layout.kind!r} under {layout.features}; "
+            f"run `rnnflow features {layout.kind}` first"
+        )
+    folder = layout.features / io.read_json(pointer)["version"]
+    return folder, io.read_json(folder / "manifest.json")
+
+
+def manifest_sha256(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def load_split(folder: Path, manifest: dict, split: str) -> list[dict[str, np.ndarray]]:
+    """One split as a list of buckets of padded arrays (see io.read_shard_arrays)."""
+    names = [f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    return [io.read_shard_arrays(folder / name) for name in names]
+
+
+def _prune(folder: Path, keep: int) -> None:
+    versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in versions[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
+    """A few real texts (for a model's input example)."""
+    first = folder / manifest["files"][0]
+    return pl.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()

@@ -1,0 +1,179 @@
+"""All scans and sinks: raw sources in, Parquet/JSON out (atomic), shards back as padded arrays."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.kinds import TextKind
+
+SPLIT_COL = "split"
+LINEAGE = ("source_file", "source_row")
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (wrong columns, unknown format, missing path)."""
+
+
+# ---------------------------------------------------------------- sources
+
+
+def read_source(path: Path, kind: TextKind) -> pl.DataFrame:
+    """One raw source -> strings in the kind's columns + `split` + lineage, nothing dropped."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return read_label_dir(path, kind)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
+        sep = "\t" if suffix == ".tsv" else ","
+        frame = pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy")
+    elif suffix == ".parquet":
+        frame = pl.read_parquet(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        frame = pl.read_ndjson(io.StringIO(text), infer_schema_length=None)
+    else:
+        raise SourceError(
+            f"{path}: unsupported source format {suffix!r}; "
+            "use .csv, .tsv, .parquet, .jsonl or a directory of <label>.txt files"
+        )
+    return _select_kind_columns(frame, path, kind)
+
+
+def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.DataFrame:
+    by_lower = {c.lower().strip(): c for c in frame.columns}
+    chosen: dict[str, str] = {}
+    for want in (*kind.required_columns, SPLIT_COL):
+        for candidate in (want, *kind.column_aliases.get(want, ())):
+            if candidate in by_lower:
+                chosen[want] = by_lower[candidate]
+                break
+    missing = [c for c in kind.required_columns if c not in chosen]
+    if missing:
+        raise SourceError(
+            f"{path}: missing column(s) {missing}; found columns {frame.columns}; "
+            f"expected {list(kind.required_columns)} (optional: {SPLIT_COL!r})"
+        )
+    exprs = [pl.col(src).cast(pl.String).alias(dst) for dst, src in chosen.items()]
+    if SPLIT_COL not in chosen:
+        exprs.append(pl.lit(None, dtype=pl.String).alias(SPLIT_COL))
+    return frame.select(exprs).with_columns(
+        pl.lit(str(path)).alias("source_file"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"),
+    )
+
+
+def read_label_dir(path: Path, kind: TextKind) -> pl.DataFrame:
+    """PyTorch-tutorial layout: `<Label>.txt` files holding one text per line."""
+    files = sorted(p for p in path.iterdir() if p.suffix == ".txt")
+    if not files:
+        raise SourceError(f"{path}: directory holds no <label>.txt files")
+    frames = []
+    for file in files:
+        lines = file.read_bytes().decode("utf-8", errors="replace").splitlines()
+        frames.append(
+            pl.DataFrame(
+                {
+                    kind.text_col: lines,
+                    kind.label_col: [file.stem] * len(lines),
+                    SPLIT_COL: [None] * len(lines),
+                    "source_file": [str(file)] * len(lines),
+                    "source_row": list(range(1, len(lines) + 1)),
+                },
+                schema={
+                    kind.text_col: pl.String,
+                    kind.label_col: pl.String,
+                    SPLIT_COL: pl.String,
+                    "source_file": pl.String,
+                    "source_row": pl.Int64,
+                },
+            )
+        )
+    return pl.concat(frames)
+
+
+def read_scoring_input(path: Path, text_col: str) -> pl.DataFrame:
+    """Unlabelled Parquet/CSV to score: the text column and an optional `id`, in input order."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        frame = pl.read_parquet(path / "**" / "*.parquet")
+    elif path.suffix.lower() == ".parquet":
+        frame = pl.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        frame = pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy")
+    else:
+        raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
+    if text_col not in frame.columns:
+        raise SourceError(
+            f"{path}: missing column {text_col!r}; found columns {frame.columns}; "
+            f"expected {text_col!r} and optionally 'id'"
+        )
+    keep = ["id", text_col] if "id" in frame.columns else [text_col]
+    return frame.select(keep).with_columns(pl.col(text_col).cast(pl.String))
+
+
+# ---------------------------------------------------------------- sinks
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
+    """Write aside in the same folder, then rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a crashed writer
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(obj: object, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
+    """Lazy scan of every Parquet file under a folder; None when there is none yet."""
+    if not folder.exists() or not any(folder.rglob("*.parquet")):
+        return None
+    return pl.scan_parquet(folder / "**" / "*.parquet")
+
+
+# ---------------------------------------------------------------- shards
+
+
+def write_shard(frame: pl.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="zstd")
+    return path
+
+
+def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
+    """One bucket shard -> tokens (N, T_max) int64 padded with pad_id, lengths (N,), label ids (N,)."""
+    frame = pl.read_parquet(path, columns=["tokens", "length", "label_id"])
+    lengths = frame["length"].to_numpy().astype(np.int64)
+    flat = frame["tokens"].explode().to_numpy().astype(np.int64)
+    tokens = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
+    rows = np.repeat(np.arange(len(lengths)), lengths)  # row of each flat token
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # its position
+    tokens[rows, cols] = flat
+    return {"tokens": tokens, "lengths": lengths, "labels": frame["label_id"].to_numpy()}

@@ -1,0 +1,59 @@
+"""Where everything lives under the data root (bronze, quarantine, features, predictions, MLflow)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_ROOT_ENV = "RNNFLOW_DATA_ROOT"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """--data-root wins, then $RNNFLOW_DATA_ROOT, then ./data; always absolute."""
+    chosen = data_root or os.environ.get(DATA_ROOT_ENV) or "data"
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths for one data kind under one data root."""
+
+    root: Path
+    kind: str
+
+    @classmethod
+    def of(cls, kind: str, data_root: str | os.PathLike | None = None) -> Layout:
+        return cls(resolve_data_root(data_root), kind)
+
+    @property
+    def bronze(self) -> Path:  # one Parquet file per ingest batch
+        return self.root / "bronze" / self.kind
+
+    @property
+    def quarantine(self) -> Path:  # rejected rows of each batch, with a `reason`
+        return self.root / "quarantine" / self.kind
+
+    @property
+    def features(self) -> Path:  # versioned feature sets + LATEST pointer
+        return self.root / "features" / self.kind
+
+    @property
+    def predictions(self) -> Path:  # ds=YYYY-MM-DD/part-0.parquet
+        return self.root / "predictions" / self.kind
+
+    @property
+    def incoming(self) -> Path:  # where the demo drops unlabelled data to score
+        return self.root / "incoming" / self.kind
+
+    def prediction_partition(self, ds: str) -> Path:
+        return self.predictions / f"ds={ds}"
+
+    # MLflow's embedded defaults are per data root, shared by all kinds.
+    @property
+    def mlflow_db(self) -> Path:
+        return self.root / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"

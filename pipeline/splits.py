@@ -1,0 +1,44 @@
+"""Deterministic train/val/test assignment from a stable hash of the normalised text."""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from pipeline.validate import SPLITS
+
+
+def _fraction(key: str) -> float:
+    """A stable number in [0, 1) for a key (blake2b, unlike polars' hash, never changes)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+    return ratios
+
+
+def assign_splits(rows: pl.DataFrame, text_col: str, ratios=(0.7, 0.15, 0.15)) -> pl.DataFrame:
+    """Fill null `split` values from a hash of the case-folded text, so one text never spans two splits."""
+    train, val, _ = check_ratios(tuple(ratios))
+    keys = rows.filter(pl.col("split").is_null()).get_column(text_col).str.to_lowercase().unique()
+    if keys.is_empty():
+        return rows
+    fractions = [_fraction(k) for k in keys.to_list()]
+    table = pl.DataFrame({"_key": keys, "_f": fractions}).with_columns(
+        pl.when(pl.col("_f") < train)
+        .then(pl.lit(SPLITS[0]))
+        .when(pl.col("_f") < train + val)
+        .then(pl.lit(SPLITS[1]))
+        .otherwise(pl.lit(SPLITS[2]))
+        .alias("_hash_split")
+    )
+    return (
+        rows.with_columns(pl.col(text_col).str.to_lowercase().alias("_key"))
+        .join(table.select("_key", "_hash_split"), on="_key", how="left", maintain_order="left")
+        .with_columns(pl.coalesce("split", "_hash_split").alias("split"))
+        .drop("_key", "_hash_split")
+    )

@@ -1,0 +1,98 @@
+"""Row rules shared by every text kind: normalise, then give each bad row exactly one `reason`."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.kinds import TextKind
+
+CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
+REPLACEMENT_CHAR = "\ufffd"  # what a lossy decode leaves where bytes were not UTF-8
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
+SPLITS = ("train", "val", "test")
+
+
+def clean_text(kind: TextKind) -> pl.Expr:
+    """The kind's text as ingest stores it and as the model sees it at scoring time."""
+    text = pl.col(kind.text_col).str.normalize("NFKC").str.strip_chars()
+    return text.str.to_lowercase() if kind.lowercase else text
+
+
+def normalise(kind: TextKind) -> list[pl.Expr]:
+    """Clean text/label/split columns; the raw values stay in `raw_*` for quarantine."""
+    return [
+        pl.col(kind.text_col).alias(f"raw_{kind.text_col}"),
+        clean_text(kind).alias(kind.text_col),
+        pl.col(kind.label_col).str.strip_chars().alias(kind.label_col),
+        pl.when(pl.col("split").is_null() | (pl.col("split").str.strip_chars() == ""))
+        .then(pl.lit(None, dtype=pl.String))
+        .otherwise(
+            pl.col("split")
+            .str.strip_chars()
+            .str.to_lowercase()
+            .replace_strict(SPLIT_ALIASES, default="invalid", return_dtype=pl.String)
+        )
+        .alias("split"),
+    ]
+
+
+def reason(kind: TextKind) -> pl.Expr:
+    """The first rule a row breaks, or null for a good row (the order is the order of checks)."""
+    text, label = pl.col(kind.text_col), pl.col(kind.label_col)
+    raw = pl.col(f"raw_{kind.text_col}")
+    missing_label = label.is_null() | (label == "")
+    return (
+        pl.when(raw.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
+        .then(pl.lit("undecodable_bytes"))
+        .when(text.is_null() | (text == ""))
+        .then(pl.lit("empty"))
+        .when(text.str.contains(CONTROL_CHARS))
+        .then(pl.lit("control_characters"))
+        .when(text.str.len_chars() > kind.max_chars)
+        .then(pl.lit("too_long"))
+        .when(pl.lit(kind.label_required) & missing_label)
+        .then(pl.lit("missing_label"))
+        .when(label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
+        .then(pl.lit("undecodable_bytes"))
+        .when(pl.col("split") == "invalid")
+        .then(pl.lit("invalid_split"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("reason")
+    )
+
+
+def validate(raw: pl.LazyFrame, kind: TextKind) -> pl.LazyFrame:
+    """Raw rows -> normalised rows with a `reason` (null = good); nothing is dropped here."""
+    return raw.with_columns(normalise(kind)).with_columns(reason(kind))
+
+
+def mark_duplicates(rows: pl.LazyFrame, kind: TextKind, seen: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Good rows repeating an earlier (text, label) in this batch or in bronze get reason=duplicate."""
+    key = [kind.text_col, kind.label_col]
+    good = pl.col("reason").is_null()
+    first_in_batch = pl.struct(key).is_first_distinct().over(good)
+    rows = rows.with_columns(
+        pl.when(good & ~first_in_batch).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
+    )
+    if seen is None:
+        return rows
+    seen_keys = seen.select(key).unique().with_columns(pl.lit(True).alias("_seen"))
+    return (
+        rows.join(seen_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("reason").is_null() & pl.col("_seen").fill_null(False))
+            .then(pl.lit("duplicate"))
+            .otherwise("reason")
+            .alias("reason")
+        )
+        .drop("_seen")
+    )
