@@ -193,3 +193,13 @@ def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
     """A few real texts (for a model's input example)."""
     first = folder / manifest["files"][0]
     return pl.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
+
+
+def export_split_texts(layout: Layout, split: str, path: Path) -> tuple[Path, int]:
+    """Write one split's texts, unlabelled, with an `id` (e.g. held-out rows to score in the demo)."""
+    folder, manifest = latest_features(layout)
+    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    texts = pl.concat([pl.read_parquet(n, columns=[manifest["text_col"]]) for n in names])
+    frame = texts.sort(manifest["text_col"]).with_row_index("id", offset=1)
+    io.write_parquet_atomic(frame, path)
+    return path, frame.height

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ def load_sources(sources: list[str], kind: TextKind) -> pl.DataFrame:
 
     frames = []
     for source in sources:
-        name = source.split(":", 1)[0]
+        name = re.split(r"[:?]", source, maxsplit=1)[0]
         if (kind.name, name) in SPECIAL_SOURCES:
             frames.append(SPECIAL_SOURCES[(kind.name, name)](source, kind))
         else:

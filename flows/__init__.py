@@ -1,0 +1,12 @@
+"""Prefect 3 flows and thin tasks over pipeline/ and models/, plus the `rnnflow` CLI."""
+
+import os
+
+# Before prefect is imported anywhere: offline-safe defaults, and our library loggers in Prefect's logs.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "rnnflow")
+
+import logging
+
+# Prefect attaches its handlers to the extra loggers but leaves their level at the root's WARNING.
+logging.getLogger("rnnflow").setLevel(os.environ.get("RNNFLOW_LOG_LEVEL", "INFO"))
