@@ -147,6 +147,7 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         "padding": padding_stats(train_lengths, bounds, cfg.batch_size),
         "files": sorted(files),
     }
+    manifest = json.loads(json.dumps(manifest))  # as readers will see it (tuples -> lists)
     io.write_json_atomic(manifest, out / "manifest.json")
     io.write_json_atomic({"version": version}, layout.features / "LATEST")  # the switch-over
     _prune(layout.features, keep=KEEP_VERSIONS)

@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated data root per test, tiny labelled surname data, a real Prefect API."""
+
+from __future__ import annotations
+
+import os
+import random
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import pytest
+
+# Label is decided by the suffix, so a tiny GRU learns it in a few epochs.
+SUFFIXES = {"Russian": "ov", "Polish": "ski", "Japanese": "moto"}
+STEMS = ["Ab", "Bel", "Car", "Dor", "Em", "Fal", "Gor", "Hin", "Ir", "Jas", "Kal", "Lom", "Mar", "Nor"]
+
+
+def make_surnames(n_per_label: int = 60, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    for label, suffix in SUFFIXES.items():
+        while sum(1 for _, lab in rows if lab == label) < n_per_label:
+            name = "".join(rng.choice(STEMS) for _ in range(rng.randint(1, 3))) + suffix
+            if name not in seen:
+                seen.add(name)
+                rows.append((name, label))
+    return rows
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("RNNFLOW_DATA_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return root
+
+
+@pytest.fixture
+def surnames_csv(tmp_path):
+    path = tmp_path / "surnames.csv"
+    lines = ["surname,nationality"] + [f"{s},{n}" for s, n in make_surnames()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One real (temporary, SQLite-backed) Prefect API for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,154 @@
+"""End to end on real components: Prefect API (test harness), MLflow on SQLite, Parquet in tmp_path."""
+
+from __future__ import annotations
+
+import mlflow
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.cli import main
+from flows.text_flows import features_flow, ingest_flow, score_flow, train_flow
+
+TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
+WEAK = {"epochs": 1, "lr": 1e-4, "model_options": TINY}
+STRONG = {"epochs": 25, "lr": 0.02, "patience": 25, "batch_size": 16, "model_options": TINY}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, prefect_api):
+    """A data root with ingested data, features and two trained versions (weak v1, strong v2)."""
+    root = tmp_path_factory.mktemp("trained") / "data"
+    from tests.conftest import make_surnames
+
+    csv = root.parent / "surnames.csv"
+    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("RNNFLOW_DATA_ROOT", str(root))
+        ingest_flow("names", [str(csv)], str(root))
+        features_flow("names", str(root), max_buckets=8)
+        reports = [train_flow("names", str(root), **WEAK), train_flow("names", str(root), **STRONG)]
+        yield root, reports
+
+
+def registry(root):
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    return MlflowClient()
+
+
+def test_champion_moves_only_on_improvement(trained):
+    root, (weak, strong) = trained
+    assert strong["best_val_accuracy"] > weak["best_val_accuracy"]
+    assert (weak["version"], weak["promoted"]) == (1, True)
+    assert (strong["version"], strong["promoted"]) == (2, True)
+    assert strong["test_accuracy"] > strong["baseline_accuracy"]
+
+    worse = train_flow("names", str(root), **WEAK)  # same weak recipe again: must not take over
+    assert (worse["version"], worse["promoted"], worse["champion_version"]) == (3, False, 2)
+    client = registry(root)
+    assert int(client.get_model_version_by_alias("names-nationality", "champion").version) == 2
+    v3 = client.get_model_version("names-nationality", "3")
+    assert "champion stays" in v3.tags["champion_decision"]
+    for key in ("dataset_fingerprint", "features_manifest_sha256", "git_commit", "kind"):
+        assert v3.tags[key]
+    run = client.get_run(v3.run_id)
+    assert "does not beat" in run.data.tags["champion_decision"]
+    assert {"test_accuracy", "test_macro_f1", "baseline_test_accuracy", "best_val_accuracy"} <= set(
+        run.data.metrics
+    )
+    artifacts = {a.path for a in client.list_artifacts(v3.run_id, "plots")}
+    assert artifacts == {"plots/confusion_matrix.png", "plots/loss_curves.png"}
+    history = client.get_metric_history(v3.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1]
+
+
+def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_path):
+    root, (_, strong) = trained
+    inputs = tmp_path / "incoming.parquet"
+    names = ["Carmarov", "Belski", "Dormoto", "", "Xyzzy"]
+    pl.DataFrame({"id": [10, 20, 30, 40, 50], "surname": names}).write_parquet(inputs)
+
+    first = score_flow("names", str(inputs), "2026-11-01", data_root=str(root))
+    part = root / "predictions" / "names" / "ds=2026-11-01"
+    table = pq.read_table(part / "part-0.parquet")
+    # polars writes Arrow's large (64-bit offset) variants; readers see plain strings and lists
+    assert table.schema.field("top_labels").type == pa.large_list(pa.large_string())
+    assert table.schema.field("top_probs").type == pa.large_list(pa.float64())
+    assert table.schema.field("predicted_label").type == pa.large_string()
+    assert table.schema.field("probability").type == pa.float64()
+    assert table.schema.field("model_version").type == pa.int32()
+    assert table.schema.field("scored_at").type == pa.timestamp("us", tz="UTC")
+    frame = pl.read_parquet(part)
+    assert frame.columns == [
+        "id",
+        "surname",
+        "predicted_label",
+        "probability",
+        "top_labels",
+        "top_probs",
+        "model_name",
+        "model_version",
+        "model_run_id",
+        "scored_at",
+    ]
+    assert frame["id"].to_list() == [10, 20, 30, 40, 50]  # carried unchanged, in input order
+    assert frame["model_version"].to_list() == [strong["champion_version"]] * 5
+    assert frame["model_run_id"].unique().to_list() == [strong["run_id"]]
+    assert frame["predicted_label"].to_list()[:3] == ["Russian", "Polish", "Japanese"]
+    assert frame.filter(pl.col("surname") == "")["predicted_label"].to_list() == [None]
+    assert frame.filter(pl.col("surname") != "")["top_labels"].list.len().to_list() == [3] * 4
+    assert first["rows"] == 5 and first["rows_unscored"] == 1
+
+    again = score_flow("names", str(inputs), "2026-11-01", data_root=str(root))
+    assert again["rows"] == 5
+    assert pl.read_parquet(part).height == 5  # replaced, not appended
+    assert [p.name for p in part.iterdir()] == ["part-0.parquet"]  # no temp files left behind
+    hive = pl.scan_parquet(root / "predictions" / "names" / "**" / "*.parquet", hive_partitioning=True)
+    assert hive.select(pl.col("ds").cast(pl.String).unique()).collect().item() == "2026-11-01"
+
+
+def test_score_pinned_version_from_csv(trained, tmp_path):
+    root, _ = trained
+    csv = tmp_path / "in.csv"
+    csv.write_text("surname\nCarmarov\n")
+    out = score_flow("names", str(csv), "2026-11-02", "models:/names-nationality/1", str(root))
+    frame = pl.read_parquet(out["path"])
+    assert frame.columns[0] == "surname"  # no id column given, none invented
+    assert frame["model_version"].to_list() == [1]
+
+
+def test_cli_errors_are_one_line_and_exit_2(trained, tmp_path, capsys):
+    root, _ = trained
+    csv = tmp_path / "in.csv"
+    csv.write_text("surname\nCarmarov\n")
+    assert main(["score", "names", "--input", str(csv), "--ds", "2026-13-01", "--data-root", str(root)]) == 2
+    assert "--ds '2026-13-01' is not a date" in capsys.readouterr().err
+    code = main(
+        [
+            "score",
+            "names",
+            "--input",
+            str(csv),
+            "--ds",
+            "2026-11-03",
+            "--data-root",
+            str(root),
+            "--model",
+            "models:/names-nationality@nope",
+        ]
+    )
+    assert code == 2
+    assert "not found in the registry" in capsys.readouterr().err
+
+
+def test_cli_ingest_reports_counts(tmp_path, prefect_api, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    names = tmp_path / "names"
+    names.mkdir()
+    (names / "Irish.txt").write_text("Murphy\n\nKelly\n")
+    assert main(["ingest", "names", str(names), "--data-root", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert '"rows_in": 3' in out and '"rows_quarantined": 1' in out and '"empty": 1' in out
