@@ -35,7 +35,7 @@ def test_hash_split_is_deterministic_case_insensitive_and_keeps_given_splits():
 
 
 def test_vocab_round_trip_and_unknowns():
-    vocab = Vocabulary(list(TOKEN_SPECIALS) + ["a", "b"], TOKEN_SPECIALS)
+    vocab = Vocabulary([*TOKEN_SPECIALS, "a", "b"], TOKEN_SPECIALS)
     again = Vocabulary.from_json(vocab.to_json())
     assert again.tokens == vocab.tokens and again.sha256() == vocab.sha256()
     assert vocab.encode("abz") == [4, 5, vocab.unk_id]
