@@ -5,6 +5,8 @@ import os
 # Before prefect is imported anywhere: offline-safe defaults, and our library loggers in Prefect's logs.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "rnnflow")
+# pipeline/models functions called outside a flow (plain Python use) log locally without a warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 import logging
 

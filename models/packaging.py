@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -22,6 +23,8 @@ from pipeline.vocab import Vocabulary
 TOP_K = 3
 OUTPUT_COLUMNS = ["predicted_label", "probability", "top_labels", "top_probs"]
 PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy"]
+# MLflow 3 warns about "Any" type hints for every PythonModel subclass, hinted or not: noise for users.
+warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType.*")
 
 
 class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
@@ -45,7 +48,7 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
         return [i[: self.max_tokens] for i in ids] if self.max_tokens else ids
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         ids = self.encode(model_input[self.kind.text_col])
         probs = score_sequences(self.model, ids, self.tokens.pad_id, self.batch_size)  # (N, C)
         k = min(TOP_K, probs.shape[1])
