@@ -28,7 +28,7 @@ class RNNClassifierConfig:
     dropout: float = 0.1
     cell: str = "gru"
     pad_id: int = 0
-    pack: bool = False  # packed sequences: no padding compute, but slower on CPU (measured 8-10x)
+    pack: bool = False  # packed sequences; slower than exact-length buckets on CPU (bench/)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers"):
