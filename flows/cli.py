@@ -51,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("kind", choices=kinds)
     p.add_argument("--max-buckets", type=int, default=32, help="at most this many length buckets (32)")
-    p.add_argument("--min-freq", type=int, default=1, help="rarer tokens map to <unk> (1)")
+    p.add_argument(
+        "--min-freq", type=int, default=None, help="rarer tokens map to <unk> (names 1, reviews 5)"
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="keep the first N tokens of longer texts (names: no cap, reviews: 400)",
+    )
     p.add_argument(
         "--split-ratios", default="0.7,0.15,0.15", help="train,val,test shares for rows without a split"
     )
@@ -114,7 +122,9 @@ def run(args: argparse.Namespace) -> dict:
         return text_flows.ingest_flow(args.kind, args.sources, root)
     if args.command == "features":
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
-        return text_flows.features_flow(args.kind, root, args.max_buckets, args.min_freq, ratios)
+        return text_flows.features_flow(
+            args.kind, root, args.max_buckets, args.min_freq, args.max_tokens, ratios
+        )
     if args.command == "train":
         model_options = {
             "hidden_size": args.hidden_size,

@@ -75,11 +75,18 @@ def features_flow(
     kind: str,
     data_root: str | None = None,
     max_buckets: int = 32,
-    min_freq: int = 1,
+    min_freq: int | None = None,
+    max_tokens: int | None = None,
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15),
 ) -> dict:
-    """Vocabularies, splits and length-bucketed shards from all bronze batches."""
-    cfg = FeatureConfig(split_ratios=tuple(split_ratios), max_buckets=max_buckets, min_freq=min_freq)
+    """Vocabularies, splits and length-bucketed shards from all bronze batches (None: kind default)."""
+    cfg = FeatureConfig.for_kind(
+        get_kind(kind),
+        split_ratios=tuple(split_ratios),
+        max_buckets=max_buckets,
+        min_freq=min_freq,
+        max_tokens=max_tokens,
+    )
     manifest = build_feature_set(kind, data_root, cfg)
     return {k: manifest[k] for k in ("version", "rows", "bucket_upper_bounds", "padding", "vocab")}
 

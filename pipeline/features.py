@@ -35,6 +35,13 @@ class FeatureConfig:
     max_tokens: int | None = None  # longer sequences keep their first max_tokens tokens
     batch_size: int = 64  # only for the padding statistics in the manifest
 
+    @classmethod
+    def for_kind(cls, kind: TextKind, **overrides) -> FeatureConfig:
+        """The kind's defaults (min_freq, max_tokens), with any non-None override on top."""
+        values = {"min_freq": kind.min_freq, "max_tokens": kind.max_tokens}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
     def __post_init__(self) -> None:
         if self.max_buckets < 1:
             raise ValueError(f"max_buckets must be >= 1, got {self.max_buckets}")
@@ -76,7 +83,7 @@ def fingerprint(rows: pl.DataFrame) -> str:
 
 def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
     """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
-    cfg = cfg or FeatureConfig()
+    cfg = cfg or FeatureConfig.for_kind(kind)
     rows = assign_splits(load_bronze(kind, layout), kind.text_col, cfg.split_ratios)
     rows = rows.with_columns(tokenize(kind))
     train = rows.filter(pl.col("split") == "train")

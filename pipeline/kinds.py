@@ -1,6 +1,7 @@
-"""Declarative description of each text-classification data kind (names now; reviews slot in beside it).
+"""Declarative description of each text-classification data kind (names, reviews).
 
-A kind says which columns it reads, how its text is tokenised and validated, and what model it registers.
+A kind says which columns it reads, how its text is cleaned, tokenised and validated, and what model it
+registers; the ingest, features, training and scoring code is shared by all kinds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ class TextKind:
     max_chars: int = 64  # longer texts are quarantined as too_long
     label_required: bool = True  # a labelled source row without a label is quarantined
     lowercase: bool = False  # lower-case text during normalisation
+    strip_html: bool = False  # replace HTML line breaks and tags with spaces
+    repair_cp1252: bool = False  # C1 code points that are Windows-1252 punctuation -> that punctuation
+    labels: tuple[str, ...] | None = None  # allowed labels (others: unknown_label); None = any
+    label_aliases: dict[str, str] = field(default_factory=dict)  # e.g. pos -> positive
+    positive_label: str | None = None  # binary kinds: scoring adds this class's probability
+    min_freq: int = 1  # feature default: rarer tokens map to <unk>
+    max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -35,7 +43,25 @@ NAMES = TextKind(
     column_aliases={"surname": ("name", "last_name"), "nationality": ("label", "language")},
 )
 
-KINDS: dict[str, TextKind] = {k.name: k for k in (NAMES,)}
+REVIEWS = TextKind(
+    name="reviews",
+    text_col="review",
+    label_col="sentiment",
+    model_name="reviews-sentiment",
+    tokenizer="words",
+    max_chars=20_000,
+    lowercase=True,
+    strip_html=True,
+    repair_cp1252=True,  # IMDB text holds \x96 (en dash), \x85 (ellipsis), ...
+    labels=("negative", "positive"),
+    label_aliases={"neg": "negative", "pos": "positive", "0": "negative", "1": "positive"},
+    positive_label="positive",
+    min_freq=5,  # as in the classic recipe
+    max_tokens=400,  # the first 400 tokens: reviews state their verdict early and often
+    column_aliases={"review": ("text",), "sentiment": ("label",)},
+)
+
+KINDS: dict[str, TextKind] = {k.name: k for k in (NAMES, REVIEWS)}
 
 
 def get_kind(name: str) -> TextKind:

@@ -19,12 +19,28 @@ SPLIT_ALIASES = {
     "testing": "test",
 }
 SPLITS = ("train", "val", "test")
+# U+0080..U+009F read as the Windows-1252 characters they were meant to be (5 bytes stay undefined).
+CP1252_C1 = {
+    chr(b): bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+}
 
 
 def clean_text(kind: TextKind) -> pl.Expr:
     """The kind's text as ingest stores it and as the model sees it at scoring time."""
-    text = pl.col(kind.text_col).str.normalize("NFKC").str.strip_chars()
+    text = pl.col(kind.text_col)
+    if kind.repair_cp1252:
+        text = text.str.replace_many(CP1252_C1)
+    if kind.strip_html:
+        text = text.str.replace_all(r"(?i)<br\s*/?>|<[^>]{0,200}>", " ").str.replace_all(r"\s+", " ")
+    text = text.str.normalize("NFKC").str.strip_chars()
     return text.str.to_lowercase() if kind.lowercase else text
+
+
+def clean_label(kind: TextKind) -> pl.Expr:
+    label = pl.col(kind.label_col).str.strip_chars()
+    if kind.labels is None:
+        return label
+    return label.str.to_lowercase().replace(kind.label_aliases)
 
 
 def normalise(kind: TextKind) -> list[pl.Expr]:
@@ -32,7 +48,7 @@ def normalise(kind: TextKind) -> list[pl.Expr]:
     return [
         pl.col(kind.text_col).alias(f"raw_{kind.text_col}"),
         clean_text(kind).alias(kind.text_col),
-        pl.col(kind.label_col).str.strip_chars().alias(kind.label_col),
+        clean_label(kind).alias(kind.label_col),
         pl.when(pl.col("split").is_null() | (pl.col("split").str.strip_chars() == ""))
         .then(pl.lit(None, dtype=pl.String))
         .otherwise(
@@ -63,6 +79,8 @@ def reason(kind: TextKind) -> pl.Expr:
         .then(pl.lit("missing_label"))
         .when(label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
         .then(pl.lit("undecodable_bytes"))
+        .when(pl.lit(kind.labels is not None) & ~missing_label & ~label.is_in(list(kind.labels or ())))
+        .then(pl.lit("unknown_label"))
         .when(pl.col("split") == "invalid")
         .then(pl.lit("invalid_split"))
         .otherwise(pl.lit(None, dtype=pl.String))
