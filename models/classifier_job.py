@@ -60,6 +60,12 @@ def train_text_classifier(
     seed_everything(cfg.seed)
     train = BucketBatches(load_split(folder, manifest, "train"), cfg.batch_size, True, cfg.seed)
     val = BucketBatches(load_split(folder, manifest, "val"), EVAL_BATCH, shuffle=False)
+    if val.num_rows == 0:
+        raise ValueError(
+            f"kind {kind.name!r}: the val split of features {manifest['version']} is empty, so nothing "
+            "can pick the best epoch or the champion; give some rows split=val, or leave split blank "
+            "to have features assign 70/15/15 by hash"
+        )
     test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
     model_cfg = RNNClassifierConfig(
         vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **(model_options or {})

@@ -12,6 +12,12 @@ from models import tracking
 from models.packaging import OUTPUT_COLUMNS
 
 log = logging.getLogger("rnnflow.score")
+EMPTY_SCHEMA = {
+    "predicted_label": pl.String,
+    "probability": pl.Float64,
+    "top_labels": pl.List(pl.String),
+    "top_probs": pl.List(pl.Float64),
+}
 
 
 def load(uri: str):
@@ -24,6 +30,8 @@ def load(uri: str):
 
 def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
     """Model outputs for each text, in input order; empty or null texts get null predictions."""
+    if texts.is_empty():
+        return pl.DataFrame(schema=EMPTY_SCHEMA)
     frame = pd.DataFrame({text_col: texts.fill_null("").to_list()})
     out = model.predict(frame)
     return pl.DataFrame(

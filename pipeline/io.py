@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import polars as pl
 from pipeline.kinds import TextKind
 
 SPLIT_COL = "split"
+STALE_TMP_SECONDS = 3600
 LINEAGE = ("source_file", "source_row")
 
 
@@ -31,21 +34,32 @@ def read_source(path: Path, kind: TextKind) -> pl.DataFrame:
     if path.is_dir():
         return read_label_dir(path, kind)
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
-        sep = "\t" if suffix == ".tsv" else ","
-        frame = pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy")
-    elif suffix == ".parquet":
-        frame = pl.read_parquet(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        text = path.read_bytes().decode("utf-8", errors="replace")
-        frame = pl.read_ndjson(io.StringIO(text), infer_schema_length=None)
-    else:
-        raise SourceError(
-            f"{path}: unsupported source format {suffix!r}; "
-            "use .csv, .tsv, .parquet, .jsonl or a directory of <label>.txt files"
-        )
+    try:
+        if suffix in (".csv", ".tsv"):
+            frame = _read_delimited(path)
+        elif suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            text = path.read_bytes().decode("utf-8-sig", errors="replace")
+            frame = pl.read_ndjson(io.StringIO(text), infer_schema_length=None) if text.strip() else None
+        else:
+            raise SourceError(
+                f"{path}: unsupported source format {suffix!r}; "
+                "use .csv, .tsv, .parquet, .jsonl or a directory of <label>.txt files"
+            )
+    except pl.exceptions.PolarsError as err:
+        raise SourceError(f"{path}: cannot be read as {suffix[1:]}: {err}".splitlines()[0]) from None
+    if frame is None or frame.width == 0:
+        raise SourceError(f"{path}: file is empty; expected a header with {list(kind.required_columns)}")
     return _select_kind_columns(frame, path, kind)
+
+
+def _read_delimited(path: Path) -> pl.DataFrame:
+    """CSV (quoted fields) or TSV (no quoting: a leading '"' is part of the text); all columns as strings."""
+    # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
+    if path.suffix.lower() == ".tsv":
+        return pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False, encoding="utf8-lossy")
+    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
 
 
 def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.DataFrame:
@@ -62,6 +76,12 @@ def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.
             f"{path}: missing column(s) {missing}; found columns {frame.columns}; "
             f"expected {list(kind.required_columns)} (optional: {SPLIT_COL!r})"
         )
+    for want in kind.required_columns:
+        dtype = frame.schema[chosen[want]]
+        if dtype not in (pl.String, pl.Categorical, pl.Null) and not isinstance(dtype, pl.Enum):
+            raise SourceError(
+                f"{path}: column {chosen[want]!r} holds {dtype}, not text; expected {want!r} as strings"
+            )
     exprs = [pl.col(src).cast(pl.String).alias(dst) for dst, src in chosen.items()]
     if SPLIT_COL not in chosen:
         exprs.append(pl.lit(None, dtype=pl.String).alias(SPLIT_COL))
@@ -73,12 +93,16 @@ def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.
 
 def read_label_dir(path: Path, kind: TextKind) -> pl.DataFrame:
     """PyTorch-tutorial layout: `<Label>.txt` files holding one text per line."""
-    files = sorted(p for p in path.iterdir() if p.suffix == ".txt")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt")
     if not files:
         raise SourceError(f"{path}: directory holds no <label>.txt files")
     frames = []
     for file in files:
-        lines = file.read_bytes().decode("utf-8", errors="replace").splitlines()
+        # split on \n only: other separators (U+2028, \x85, ...) stay in the line for validation to see
+        text = file.read_bytes().decode("utf-8-sig", errors="replace")
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        if lines and lines[-1] == "":
+            lines.pop()  # the final newline ends the last line, it does not start an empty one
         frames.append(
             pl.DataFrame(
                 {
@@ -104,22 +128,25 @@ def read_scoring_input(path: Path, text_col: str) -> pl.DataFrame:
     """Unlabelled Parquet/CSV to score: the text column and an optional `id`, in input order."""
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
-    if path.is_dir():
-        frame = pl.read_parquet(path / "**" / "*.parquet")
-    elif path.suffix.lower() == ".parquet":
-        frame = pl.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".tsv"):
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        frame = pl.read_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy")
-    else:
-        raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
+    try:
+        if path.is_dir():
+            frame = pl.read_parquet(path / "**" / "*.parquet")
+        elif path.suffix.lower() == ".parquet":
+            frame = pl.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            frame = _read_delimited(path)
+        else:
+            raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
+    except pl.exceptions.PolarsError as err:
+        raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
     if text_col not in frame.columns:
         raise SourceError(
             f"{path}: missing column {text_col!r}; found columns {frame.columns}; "
             f"expected {text_col!r} and optionally 'id'"
         )
-    keep = ["id", text_col] if "id" in frame.columns else [text_col]
-    return frame.select(keep).with_columns(pl.col(text_col).cast(pl.String))
+    # `id` is carried as a string whatever the input format, so all partitions share one schema.
+    keep = [pl.col("id").cast(pl.String)] if "id" in frame.columns else []
+    return frame.select(*keep, pl.col(text_col).cast(pl.String))
 
 
 # ---------------------------------------------------------------- sinks
@@ -128,8 +155,11 @@ def read_scoring_input(path: Path, text_col: str) -> pl.DataFrame:
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
     """Write aside in the same folder, then rename: readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)  # left by a crashed writer
+        with contextlib.suppress(FileNotFoundError):
+            if now - stale.stat().st_mtime > STALE_TMP_SECONDS:  # a crashed writer's, not a live one's
+                stale.unlink()
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         frame.write_parquet(tmp, compression="zstd", statistics=True)

@@ -6,7 +6,7 @@ import polars as pl
 
 from pipeline.kinds import TextKind
 
-CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]"
+CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"  # C0, C1, line/paragraph separators
 REPLACEMENT_CHAR = "\ufffd"  # what a lossy decode leaves where bytes were not UTF-8
 SPLIT_ALIASES = {
     "train": "train",
@@ -32,7 +32,8 @@ def clean_text(kind: TextKind) -> pl.Expr:
         text = text.str.replace_many(CP1252_C1)
     if kind.strip_html:
         text = text.str.replace_all(r"(?i)<br\s*/?>|<[^>]{0,200}>", " ").str.replace_all(r"\s+", " ")
-    text = text.str.normalize("NFKC").str.strip_chars()
+    # invisible format characters (ZWSP, BOM, LRM/RLM, soft hyphen) would split duplicates and vocab
+    text = text.str.normalize("NFKC").str.replace_all(r"\p{Cf}", "").str.strip_chars()
     return text.str.to_lowercase() if kind.lowercase else text
 
 

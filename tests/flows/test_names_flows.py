@@ -94,7 +94,7 @@ def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_p
         "model_run_id",
         "scored_at",
     ]
-    assert frame["id"].to_list() == [10, 20, 30, 40, 50]  # carried unchanged, in input order
+    assert frame["id"].to_list() == ["10", "20", "30", "40", "50"]  # carried as strings, in input order
     assert frame["model_version"].to_list() == [strong["champion_version"]] * 5
     assert frame["model_run_id"].unique().to_list() == [strong["run_id"]]
     assert frame["predicted_label"].to_list()[:3] == ["Russian", "Polish", "Japanese"]
@@ -108,6 +108,15 @@ def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_p
     assert [p.name for p in part.iterdir()] == ["part-0.parquet"]  # no temp files left behind
     hive = pl.scan_parquet(root / "predictions" / "names" / "**" / "*.parquet", hive_partitioning=True)
     assert hive.select(pl.col("ds").cast(pl.String).unique()).collect().item() == "2026-11-01"
+
+
+def test_score_zero_rows_writes_an_empty_partition(trained, tmp_path):
+    root, _ = trained
+    csv = tmp_path / "empty.csv"
+    csv.write_text("id,surname\n")
+    out = score_flow("names", str(csv), "2026-11-04", data_root=str(root))
+    assert out["rows"] == 0
+    assert pl.read_parquet(out["path"]).columns[:3] == ["id", "surname", "predicted_label"]
 
 
 def test_score_pinned_version_from_csv(trained, tmp_path):

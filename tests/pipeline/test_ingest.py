@@ -142,3 +142,39 @@ def test_missing_path_and_unknown_format_fail_clearly(tmp_path, data_root):
     odd.write_text("x")
     with pytest.raises(SourceError, match="unsupported source format"):
         ingest([str(odd)], NAMES, layout(data_root))
+
+
+def test_label_files_with_bom_crlf_odd_separators_and_upper_case_suffix(tmp_path, data_root):
+    names = tmp_path / "names"
+    names.mkdir()
+    (names / "Arabic.txt").write_bytes(b"\xef\xbb\xbfAbbas\r\nNahas\r\n")
+    (names / "Greek.TXT").write_bytes("Pappas\nSmi\u2028th\n".encode())
+    report = ingest([str(names)], NAMES, layout(data_root))
+    assert report.rows_in == 4  # one row per \n-terminated line, nothing split on U+2028
+    assert report.reasons == {"control_characters": 1}
+    bronze = pl.read_parquet(report.bronze_path)
+    assert sorted(bronze["surname"].to_list()) == ["Abbas", "Nahas", "Pappas"]
+
+
+def test_invisible_format_characters_are_removed_so_duplicates_match(tmp_path, data_root):
+    csv = tmp_path / "n.csv"
+    csv.write_text("surname,nationality\nSmith,English\nSmith\u200b,English\n\ufeffSmith,English\n")
+    report = ingest([str(csv)], NAMES, layout(data_root))
+    assert (report.rows_ok, report.reasons) == (1, {"duplicate": 2})
+
+
+def test_unreadable_or_non_text_sources_fail_with_the_file_named(tmp_path, data_root):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    numeric = tmp_path / "numeric.parquet"
+    pl.DataFrame({"surname": [1.0, 2.5], "nationality": ["A", "B"]}).write_parquet(numeric)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("surname,nationality\nSmith,English,extra,more\n")
+    for path, expected in (
+        (empty, "empty"),
+        (numeric, "holds Float64, not text"),
+        (ragged, "cannot be read"),
+    ):
+        with pytest.raises(SourceError) as err:
+            ingest([str(path)], NAMES, layout(data_root))
+        assert str(path) in str(err.value) and expected in str(err.value)
