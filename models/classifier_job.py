@@ -10,13 +10,13 @@ from pathlib import Path
 
 import mlflow
 
-from models import plots, tracking
+from models import plots, scoring, tracking
 from models.batching import BucketBatches
 from models.metrics import classification_metrics, majority_baseline, report_table
 from models.packaging import log_text_classifier
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from models.train import TrainConfig, fit, predict, resolve_device, seed_everything
-from pipeline.features import latest_features, load_split, manifest_sha256, sample_texts
+from pipeline.features import latest_features, load_split, manifest_sha256, sample_texts, split_texts
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.vocab import Vocabulary
@@ -130,7 +130,12 @@ def train_text_classifier(
             kind.model_name, info.model_uri, run.info.run_id, info.model_id, version_tags
         )
         decision = tracking.promote_if_better(
-            kind.model_name, version, CHAMPION_METRIC, result.best_val_accuracy
+            kind.model_name,
+            version,
+            CHAMPION_METRIC,
+            result.best_val_accuracy,
+            manifest["version"],
+            rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
         )
         mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
     log.info("registered %s v%d; %s", kind.model_name, version, decision.message)
@@ -154,6 +159,18 @@ def train_text_classifier(
         device=str(device),
         samples_per_s=result.samples_per_s,
     )
+
+
+def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict) -> float | None:
+    """Accuracy of a registered version on this feature set's validation split (None: cannot load)."""
+    val = split_texts(folder, manifest, "val")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{kind.model_name}/{version}")
+    except Exception as err:  # an old or broken version must not block a new one
+        log.warning("champion v%d could not be loaded to re-score it (%s); it will be replaced", version, err)
+        return None
+    predicted = scoring.predict(model, val[kind.text_col], kind.text_col)["predicted_label"]
+    return float((predicted == val[kind.label_col]).fill_null(False).mean())
 
 
 def _log_reports(work, history, test_metrics, baseline, labels, manifest) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +18,29 @@ from mlflow.tracking import MlflowClient
 CHAMPION = "champion"
 
 
+# What we installed last; mlflow copies both into os.environ, where they would pass for user settings.
+_DEFAULT_SET: str | None = None
+_REGISTRY_SET: str | None = None
+
+
 def configure(mlflow_db: Path, artifacts: Path) -> str:
-    """Use $MLFLOW_TRACKING_URI when set, else SQLite + a local artifact folder in the data root."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
+    """Use $MLFLOW_TRACKING_URI when the user set it, else SQLite + a local artifact folder in the data root.
+
+    mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ, so a value equal to the
+    default we installed earlier is ours, not the user's: another data root must get its own store.
+    """
+    global _DEFAULT_SET, _REGISTRY_SET
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env and env != _DEFAULT_SET:
+        uri = env
+    else:
         mlflow_db.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{mlflow_db}"
+        uri = _DEFAULT_SET = f"sqlite:///{mlflow_db}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if not registry or registry == _REGISTRY_SET:
+        registry = _REGISTRY_SET = uri
+    mlflow.set_registry_uri(registry)
     return uri
 
 
@@ -44,9 +60,13 @@ def _is_remote(uri: str) -> bool:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
             cwd=Path(__file__).resolve().parent,
-        )  # fmt: skip
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -74,13 +94,14 @@ class ChampionDecision:
     metric: str
     value: float
     previous_value: float | None
+    note: str = ""
 
     @property
     def message(self) -> str:
         if self.previous_version is None:
             return f"v{self.version} is the first champion ({self.metric}={self.value:.4f})"
         verb = "beats" if self.promoted else "does not beat"
-        tail = "; champion moved" if self.promoted else "; champion stays"
+        tail = ("; champion moved" if self.promoted else "; champion stays") + self.note
         return (
             f"v{self.version} {self.metric}={self.value:.4f} {verb} champion v{self.previous_version} "
             f"({self.previous_value:.4f}){tail}"
@@ -88,21 +109,35 @@ class ChampionDecision:
 
 
 def promote_if_better(
-    model_name: str, version: int, metric: str, value: float, higher_is_better: bool = True
+    model_name: str,
+    version: int,
+    metric: str,
+    value: float,
+    features_version: str,
+    rescore: Callable[[int], float | None],
+    higher_is_better: bool = True,
 ) -> ChampionDecision:
-    """Move the `champion` alias to `version` only if it strictly beats the current champion."""
+    """Move `champion` to `version` only if it strictly beats the current champion on the same data.
+
+    A champion trained on other features was validated on another split, so its stored metric is not
+    comparable: `rescore(champion_version)` measures it on this training's validation split instead.
+    """
     client = MlflowClient()
     previous = champion_version(model_name)
-    previous_value = None
+    previous_value, note = None, ""
     if previous is not None:
-        run_id = client.get_model_version(model_name, str(previous)).run_id
-        previous_value = client.get_run(run_id).data.metrics.get(metric)
+        champion = client.get_model_version(model_name, str(previous))
+        if champion.tags.get("features_version") == features_version:
+            previous_value = client.get_run(champion.run_id).data.metrics.get(metric)
+        else:
+            previous_value = rescore(previous)
+            note = f" (champion re-scored on features {features_version})"
     better = previous_value is None or (
         value > previous_value if higher_is_better else value < previous_value
     )
     if better:
         client.set_registered_model_alias(model_name, CHAMPION, str(version))
-    decision = ChampionDecision(better, version, previous, metric, value, previous_value)
+    decision = ChampionDecision(better, version, previous, metric, value, previous_value, note)
     client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
     return decision
 

@@ -203,11 +203,19 @@ def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
     return pl.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
 
 
+def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
+    """One split's texts and labels (text_col, label_col), as stored in its shards."""
+    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    columns = [manifest["text_col"], manifest["label_col"]]
+    if not names:
+        return pl.DataFrame(schema={c: pl.String for c in columns})
+    return pl.concat([pl.read_parquet(n, columns=columns) for n in names])
+
+
 def export_split_texts(layout: Layout, split: str, path: Path) -> tuple[Path, int]:
     """Write one split's texts, unlabelled, with an `id` (e.g. held-out rows to score in the demo)."""
     folder, manifest = latest_features(layout)
-    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
-    texts = pl.concat([pl.read_parquet(n, columns=[manifest["text_col"]]) for n in names])
+    texts = split_texts(folder, manifest, split).select(manifest["text_col"])
     frame = texts.sort(manifest["text_col"]).with_row_index("id", offset=1)
     io.write_parquet_atomic(frame, path)
     return path, frame.height
