@@ -182,7 +182,7 @@ def test_champion_from_other_features_is_rescored_on_the_new_validation_split(
     ingest_flow("names", [str(three)], root)
     features_flow("names", root, max_buckets=8)
     second = train_flow("names", root, **STRONG)
-    # the stored 2-class metric (about 1.0) is not comparable; re-scored, v1 misses every Japanese name
-    assert first["best_val_accuracy"] >= second["best_val_accuracy"] - 0.05
+    # v1's stored 2-class metric would block v2; re-scored, v1 misses every Japanese name
+    assert first["best_val_accuracy"] >= second["best_val_accuracy"]
     assert second["promoted"] is True, second["champion_decision"]
     assert "re-scored on features" in second["champion_decision"]
