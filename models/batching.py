@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens (B, T), lengths (B,), labels (B,)
+# inputs (B, T) token ids or (B, T, F) floats, lengths (B,), targets (B,) class ids or floats
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class BucketBatches:
@@ -51,8 +52,6 @@ class BucketBatches:
         bucket = self.buckets[b]
         lengths = bucket["lengths"][rows]
         tokens = bucket["tokens"][rows, : int(lengths.max())]  # trim to this batch's longest
-        return (
-            torch.from_numpy(tokens),
-            torch.from_numpy(lengths),
-            torch.from_numpy(bucket["labels"][rows].astype(np.int64)),
-        )
+        labels = bucket["labels"][rows]
+        labels = labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(np.float32)
+        return torch.from_numpy(tokens), torch.from_numpy(lengths), torch.from_numpy(labels)

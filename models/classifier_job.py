@@ -15,8 +15,16 @@ from models.batching import BucketBatches
 from models.metrics import classification_metrics, majority_baseline, report_table
 from models.packaging import log_text_classifier
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
-from models.train import TrainConfig, fit, predict, resolve_device, seed_everything
-from pipeline.features import latest_features, load_split, manifest_sha256, sample_texts, split_texts
+from models.train import (
+    TrainConfig,
+    class_weights,
+    classification_objective,
+    fit,
+    predict,
+    resolve_device,
+    seed_everything,
+)
+from pipeline.features import latest_features, load_split, sample_texts, split_texts
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.vocab import Vocabulary
@@ -85,32 +93,29 @@ def train_text_classifier(
 
     uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     experiment = tracking.experiment_id(f"rnnflow-{kind.name}", layout.mlflow_artifacts)
-    tags = {
-        "kind": kind.name,
-        "dataset_fingerprint": manifest["dataset_fingerprint"],
-        "features_manifest_sha256": manifest_sha256(manifest),
-        "features_version": manifest["version"],
-        "git_commit": tracking.git_commit(),
-    }
+    tags = tracking.feature_tags(kind.name, manifest)
     with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
         mlflow.log_params({f"train.{k}": v for k, v in cfg.to_dict().items()})
         mlflow.log_params({f"model.{k}": v for k, v in model_cfg.to_dict().items()})
         mlflow.log_params({"device": str(device), "train_rows": train.num_rows})
+        weights = class_weights(train.labels(), len(labels)) if cfg.class_weighting else None
         result = fit(
             model,
             train,
             val,
             cfg,
+            classification_objective(),
             on_epoch=lambda row: mlflow.log_metrics(
                 {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]
             ),
+            loss_kwargs={"class_weights": weights},
         )
         probs, y_test, test_loss = predict(model, test, device)
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         baseline = majority_baseline(train.labels(), y_test, len(labels))
         mlflow.log_metrics(
             {
-                CHAMPION_METRIC: result.best_val_accuracy,
+                CHAMPION_METRIC: result.best_value,
                 "best_epoch": result.best_epoch,
                 "test_loss": test_loss,
                 "test_accuracy": test_metrics["accuracy"],
@@ -125,7 +130,7 @@ def train_text_classifier(
             _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest)
             model.cpu()
             info = log_text_classifier(work, kind, model, folder, manifest, sample_texts(folder, manifest))
-        version_tags = {**tags, CHAMPION_METRIC: f"{result.best_val_accuracy:.6f}"}
+        version_tags = {**tags, CHAMPION_METRIC: f"{result.best_value:.6f}"}
         version = tracking.register(
             kind.model_name, info.model_uri, run.info.run_id, info.model_id, version_tags
         )
@@ -133,7 +138,7 @@ def train_text_classifier(
             kind.model_name,
             version,
             CHAMPION_METRIC,
-            result.best_val_accuracy,
+            result.best_value,
             manifest["version"],
             rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
         )
@@ -149,7 +154,7 @@ def train_text_classifier(
         promoted=decision.promoted,
         champion_version=version if decision.promoted else decision.previous_version,
         champion_decision=decision.message,
-        best_val_accuracy=result.best_val_accuracy,
+        best_val_accuracy=result.best_value,
         test_accuracy=test_metrics["accuracy"],
         test_macro_f1=test_metrics["macro_f1"],
         baseline_accuracy=baseline["accuracy"],

@@ -54,3 +54,16 @@ def report_table(stats: dict[str, np.ndarray], labels: list[str]) -> list[dict]:
         }
         for i, label in enumerate(labels)
     ]
+
+
+def regression_metrics(actual: np.ndarray, forecast: np.ndarray, last: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, MAPE (%) and directional accuracy (sign of forecast - last == sign of actual - last)."""
+    if len(actual) == 0:
+        return {"rmse": float("nan"), "mae": float("nan"), "mape": float("nan"), "directional_accuracy": 0.0}
+    error = forecast - actual
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "mape": float(100 * np.mean(np.abs(error) / np.abs(actual))),
+        "directional_accuracy": float(np.mean(np.sign(forecast - last) == np.sign(actual - last))),
+    }

@@ -101,6 +101,29 @@ def signature(kind: TextKind) -> ModelSignature:
     )
 
 
+def log_pyfunc(
+    workdir: Path,
+    python_model: mlflow.pyfunc.PythonModel,
+    model: torch.nn.Module,
+    spec: dict,
+    artifacts: dict[str, str],
+    model_signature: ModelSignature,
+    input_example: pd.DataFrame,
+):
+    """Every kind's packaging: weights (state_dict) + spec.json + extra artifacts as a pyfunc "model"."""
+    weights = workdir / "weights.pt"
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+    (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=python_model,
+        artifacts={"weights": str(weights), "spec": str(workdir / "spec.json"), **artifacts},
+        signature=model_signature,
+        input_example=input_example,
+        pip_requirements=PIP_REQUIREMENTS,
+    )
+
+
 def log_text_classifier(
     workdir: Path,
     kind: TextKind,
@@ -109,27 +132,16 @@ def log_text_classifier(
     manifest: dict,
     examples: list[str],
 ):
-    """Write the artifacts to workdir and log them as a pyfunc named "model"; returns ModelInfo."""
-    weights = workdir / "weights.pt"
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
+    """Log a text classifier with its vocabularies; returns MLflow's ModelInfo."""
     spec = {
         "kind": {k: v for k, v in kind.__dict__.items()},
         "model": model.config.to_dict(),
         "max_tokens": manifest["config"].get("max_tokens"),
         "features_version": manifest["version"],
     }
-    (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
     artifacts = {
-        "weights": str(weights),
-        "spec": str(workdir / "spec.json"),
         "vocab_tokens": str(features_dir / manifest["vocab"]["tokens"]["file"]),
         "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
     }
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=TextClassifierPyfunc(),
-        artifacts=artifacts,
-        signature=signature(kind),
-        input_example=pd.DataFrame({kind.text_col: examples}),
-        pip_requirements=PIP_REQUIREMENTS,
-    )
+    example = pd.DataFrame({kind.text_col: examples})
+    return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example)

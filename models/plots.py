@@ -1,4 +1,4 @@
-"""Training figures as PNG files: loss/accuracy curves and a row-normalised confusion matrix."""
+"""Training figures as PNG files: loss and metric curves, a confusion matrix, forecast versus actual."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def loss_curves(history: list[dict], path: Path) -> Path:
+def loss_curves(history: list[dict], path: Path, metric: str = "val_accuracy") -> Path:
+    """Train/validation loss per epoch, and the validation metric that picks the best epoch."""
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
-    ax_acc.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_acc.plot(epochs, [h[metric] for h in history], marker="o", label="validation")
+    ax_acc.set(xlabel="epoch", ylabel=metric, title=metric)
     for ax in (ax_loss, ax_acc):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -44,6 +44,22 @@ def confusion_matrix(matrix: np.ndarray, labels: list[str], path: Path, title: s
                 color = "white" if share[i, j] > 0.5 else "black"
                 ax.text(j, i, matrix[i, j], ha="center", va="center", fontsize=6, color=color)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def forecast_vs_actual(ticker: str, dates, actual, forecast, persistence, path: Path) -> Path:
+    """One ticker's test period: actual close, the model's forecast and the persistence forecast."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(dates, actual, label="actual close", color="black", linewidth=1.2)
+    ax.plot(dates, forecast, label="model forecast", linewidth=1.0)
+    ax.plot(dates, persistence, label="persistence (last close)", linewidth=0.8, linestyle="--")
+    ax.set(xlabel="date", ylabel="close", title=f"{ticker}: next-day close, test period")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -72,6 +72,19 @@ def git_commit() -> str:
         return "unknown"
 
 
+def feature_tags(kind: str, manifest: dict) -> dict[str, str]:
+    """Tags a user can filter runs and versions on: kind, data and features identity, code commit."""
+    from pipeline.features import manifest_sha256
+
+    return {
+        "kind": kind,
+        "dataset_fingerprint": manifest["dataset_fingerprint"],
+        "features_manifest_sha256": manifest_sha256(manifest),
+        "features_version": manifest["version"],
+        "git_commit": git_commit(),
+    }
+
+
 def register(model_name: str, model_uri: str, run_id: str, model_id: str | None, tags: dict) -> int:
     """Create the registered model if new, then a version; quiet (the fluent API prints to stderr)."""
     client = MlflowClient()

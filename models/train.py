@@ -1,4 +1,4 @@
-"""Training loop for the sequence classifiers: seeded, early-stopped on validation accuracy."""
+"""One training loop for every model: seeded, early-stopped on a validation metric the caller names."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    patience: int = 3  # epochs without a better validation accuracy before stopping
+    patience: int = 3  # epochs without a better validation metric before stopping
     class_weighting: bool = False  # weight the loss by inverse training-class frequency
     device: str = "auto"
     seed: int = 0
@@ -44,11 +44,26 @@ class TrainConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What picks the best epoch: `evaluate(model, batches, device)` -> metrics, one of them `metric`."""
+
+    metric: str  # e.g. "val_accuracy" (classifiers) or "val_rmse" (prices)
+    higher_is_better: bool
+    evaluate: Callable[[torch.nn.Module, BucketBatches, torch.device], dict[str, float]]
+
+    def better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+
 @dataclass
 class FitResult:
+    metric: str
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_accuracy: float = -1.0
+    best_value: float | None = None  # the objective's metric at best_epoch
     best_state: dict | None = None
     stopped_early: bool = False
     samples_per_s: float = 0.0
@@ -93,63 +108,62 @@ def predict(model: RNNClassifier, batches: BucketBatches, device: torch.device):
     return torch.cat(probs).numpy(), torch.cat(labels).numpy(), loss_sum / n
 
 
+def classification_objective() -> Objective:
+    """Best epoch by validation accuracy (the names/reviews champion metric)."""
+
+    def evaluate(model, batches, device) -> dict[str, float]:
+        probs, y, loss = predict(model, batches, device)
+        accuracy = float((probs.argmax(-1) == y).mean()) if len(y) else 0.0
+        return {"val_loss": loss, "val_accuracy": accuracy}
+
+    return Objective("val_accuracy", True, evaluate)
+
+
 def fit(
-    model: RNNClassifier,
+    model: torch.nn.Module,
     train: BucketBatches,
     val: BucketBatches,
     cfg: TrainConfig,
+    objective: Objective,
     on_epoch: Callable[[dict], None] | None = None,
+    loss_kwargs: dict | None = None,
 ) -> FitResult:
-    """Train; keep the state with the best validation accuracy (ties: earlier epoch)."""
+    """Train; keep the state with the best validation metric (ties: the earlier epoch).
+
+    The model's forward is `model(inputs, lengths, targets, **loss_kwargs) -> (outputs, loss)`.
+    """
     device = resolve_device(cfg.device)
     model.to(device)
-    weights = None
-    if cfg.class_weighting:
-        weights = class_weights(train.labels(), model.config.num_classes).to(device)
+    loss_kwargs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_kwargs or {}).items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result, seen, started = FitResult(), 0, time.perf_counter()
+    result, seen, started = FitResult(objective.metric), 0, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        t0, loss_sum, correct = time.perf_counter(), 0.0, 0
-        for tokens, lengths, y in train.epoch(epoch):
-            tokens, lengths, y = tokens.to(device), lengths.to(device), y.to(device)
-            logits, loss = model(tokens, lengths, y, class_weights=weights)
+        t0, loss_sum = time.perf_counter(), 0.0
+        for inputs, lengths, y in train.epoch(epoch):
+            inputs, lengths, y = inputs.to(device), lengths.to(device), y.to(device)
+            _, loss = model(inputs, lengths, y, **loss_kwargs)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(-1) == y).sum())
         seen += train.num_rows
-        probs, y_val, val_loss = predict(model, val, device)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(train.num_rows, 1),
-            "train_accuracy": correct / max(train.num_rows, 1),
-            "val_loss": val_loss,
-            "val_accuracy": float((probs.argmax(-1) == y_val).mean()) if len(y_val) else 0.0,
-            "epoch_seconds": time.perf_counter() - t0,
-        }
+        row = {"epoch": epoch, "train_loss": loss_sum / max(train.num_rows, 1)}
+        row |= objective.evaluate(model, val, device)
+        row["epoch_seconds"] = time.perf_counter() - t0
         result.history.append(row)
-        log.info(
-            "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1fs",
-            epoch,
-            cfg.epochs,
-            row["train_loss"],
-            row["train_accuracy"],
-            row["val_loss"],
-            row["val_accuracy"],
-            row["epoch_seconds"],
-        )
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "epoch_seconds"))
+        log.info("epoch %d/%d  %s | %.1fs", epoch, cfg.epochs, shown, row["epoch_seconds"])
         if on_epoch:
             on_epoch(row)
-        if row["val_accuracy"] > result.best_val_accuracy:
-            result.best_epoch, result.best_val_accuracy = epoch, row["val_accuracy"]
+        if objective.better(row[objective.metric], result.best_value):
+            result.best_epoch, result.best_value = epoch, row[objective.metric]
             result.best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
         elif epoch - result.best_epoch >= cfg.patience:
             result.stopped_early = True
-            log.info("early stop: no better validation accuracy for %d epochs", cfg.patience)
+            log.info("early stop: no better %s for %d epochs", objective.metric, cfg.patience)
             break
     result.samples_per_s = seen / max(time.perf_counter() - started, 1e-9)
     if result.best_state is not None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import io
-from pipeline.kinds import TextKind
+from pipeline import io, price_io
+from pipeline.kinds import Kind
 from pipeline.layout import Layout
-from pipeline.validate import mark_duplicates, validate
+from pipeline.validate import mark_duplicates
 
 log = logging.getLogger("rnnflow.ingest")
 
@@ -39,7 +39,7 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def load_sources(sources: list[str], kind: TextKind) -> pl.DataFrame:
+def load_sources(sources: list[str], kind: Kind) -> pl.DataFrame:
     """Every source as raw string rows with lineage; special names (e.g. names-dataset) dispatch."""
     from pipeline.special_sources import SPECIAL_SOURCES  # local: keeps the adapters optional
 
@@ -48,41 +48,40 @@ def load_sources(sources: list[str], kind: TextKind) -> pl.DataFrame:
         name = re.split(r"[:?]", source, maxsplit=1)[0]
         if (kind.name, name) in SPECIAL_SOURCES:
             frames.append(SPECIAL_SOURCES[(kind.name, name)](source, kind))
+        elif kind.family == "prices":
+            frames.append(price_io.read_price_source(Path(source), kind))
         else:
             frames.append(io.read_source(Path(source), kind))
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
     return pl.concat(frames, how="vertical")
 
 
+def read_valid(sources: list[str], kind: Kind) -> tuple[pl.DataFrame, int]:
+    """Sources -> their good rows (cleaned, typed) and how many were bad; nothing is written."""
+    checked = kind.validate(load_sources(sources, kind).lazy()).collect()
+    good = checked.filter(pl.col("reason").is_null()).select(kind.good_columns())
+    return good, checked.height - good.height
+
+
 def split_good_bad(
-    raw: pl.DataFrame, kind: TextKind, layout: Layout, batch_id: str, now: datetime
+    raw: pl.DataFrame, kind: Kind, layout: Layout, batch_id: str, now: datetime
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     lineage = [
         pl.lit(batch_id).alias("ingest_batch_id"),
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     ]
-    checked = mark_duplicates(
-        validate(raw.lazy(), kind), kind, io.scan_parquet_dir(layout.bronze)
-    ).with_columns(lineage)
-    checked = checked.collect()
-    good = checked.filter(pl.col("reason").is_null()).select(
-        kind.text_col, kind.label_col, "split", *io.LINEAGE, "ingest_batch_id", "ingested_at"
-    )
-    bad = checked.filter(pl.col("reason").is_not_null()).select(
-        pl.col(f"raw_{kind.text_col}").alias(kind.text_col),
-        kind.label_col,
-        "split",
-        "reason",
-        *io.LINEAGE,
-        "ingest_batch_id",
-        "ingested_at",
-    )
+    seen = io.scan_parquet_dir(layout.bronze)
+    checked = mark_duplicates(kind.validate(raw.lazy()), list(kind.key_columns), seen)
+    checked = checked.with_columns(lineage).collect()
+    batch = [*io.LINEAGE, "ingest_batch_id", "ingested_at"]
+    good = checked.filter(pl.col("reason").is_null()).select(*kind.good_columns(), *batch)
+    bad = checked.filter(pl.col("reason").is_not_null()).select(*kind.bad_columns(), "reason", *batch)
     return good, bad
 
 
 def ingest(
     sources: list[str],
-    kind: TextKind,
+    kind: Kind,
     layout: Layout,
     batch_id: str | None = None,
     now: datetime | None = None,

@@ -1,7 +1,7 @@
-"""Declarative description of each text-classification data kind (names, reviews).
+"""Declarative description of each data kind: names and reviews (text -> label), prices (OHLCV -> close).
 
-A kind says which columns it reads, how its text is cleaned, tokenised and validated, and what model it
-registers; the ingest, features, training and scoring code is shared by all kinds.
+A kind says which columns it reads, how rows are cleaned and validated, its de-duplication key and what
+model it registers; ingest, quarantine, bucketing, training, packaging and the scoring writer are shared.
 """
 
 from __future__ import annotations
@@ -28,9 +28,28 @@ class TextKind:
     max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    family = "text"  # which feature builder, model and scorer serve this kind
+
     @property
     def required_columns(self) -> tuple[str, str]:
         return (self.text_col, self.label_col)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:  # a repeat of these is a duplicate
+        return (self.text_col, self.label_col)
+
+    def validate(self, raw):  # LazyFrame of raw strings -> cleaned columns + raw_* + `reason`
+        from pipeline.validate import validate
+
+        return validate(raw, self)
+
+    def good_columns(self) -> list:  # what bronze keeps of a good row (before lineage)
+        return [self.text_col, self.label_col, "split"]
+
+    def bad_columns(self) -> list:  # what quarantine keeps of a bad row: the text as it came in
+        import polars as pl
+
+        return [pl.col(f"raw_{self.text_col}").alias(self.text_col), self.label_col, "split"]
 
 
 NAMES = TextKind(
@@ -61,10 +80,47 @@ REVIEWS = TextKind(
     column_aliases={"review": ("text",), "sentiment": ("label",)},
 )
 
-KINDS: dict[str, TextKind] = {k.name: k for k in (NAMES, REVIEWS)}
+
+@dataclass(frozen=True)
+class PriceKind:
+    """Daily OHLCV bars per ticker; the model forecasts the next trading day's close."""
+
+    name: str = "prices"
+    model_name: str = "prices-next-close"
+    lookback: int = 7  # feature default: trading days in each input window
+    target: str = "close"  # feature default: "close" (window-normalised) or "log_return"
+    column_aliases: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "ticker": ("symbol", "name"),
+            "date": ("timestamp", "day", "datetime"),
+            "adj_close": ("adj close", "adjclose", "adjusted_close", "adjusted close"),
+        }
+    )
+    family = "prices"
+    required_columns = ("date", "open", "high", "low", "close", "volume")  # ticker: column or file name
+    numeric_columns = ("open", "high", "low", "close", "volume", "adj_close")
+    key_columns = ("ticker", "date")
+
+    def validate(self, raw):
+        from pipeline.price_rules import validate
+
+        return validate(raw, self)
+
+    def good_columns(self) -> list:
+        return ["ticker", "date", *self.numeric_columns]
+
+    def bad_columns(self) -> list:
+        import polars as pl
+
+        return [pl.col(f"raw_{c}").alias(c) for c in ("ticker", "date", *self.numeric_columns)]
 
 
-def get_kind(name: str) -> TextKind:
+PRICES = PriceKind()
+Kind = TextKind | PriceKind
+KINDS: dict[str, Kind] = {k.name: k for k in (NAMES, REVIEWS, PRICES)}
+
+
+def get_kind(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:

