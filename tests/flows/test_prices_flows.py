@@ -97,3 +97,10 @@ def test_cli_rejects_text_only_model_flags_for_prices(trained, capsys):
     root = trained[0]
     assert main(["train", "prices", "--data-root", str(root), "--embed-dim", "8", "--epochs", "1"]) == 2
     assert "--embed-dim" in capsys.readouterr().err
+
+
+def test_cli_scores_prices_from_bronze_without_input(trained, capsys):
+    root = trained[0]
+    assert main(["score", "prices", "--data-root", str(root), "--ds", "2020-05-01"]) == 0
+    out = capsys.readouterr().out
+    assert '"rows": 4' in out and "ds=2020-05-01" in out
