@@ -39,7 +39,9 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def load_sources(sources: list[str], kind: TextKind) -> pl.DataFrame:
+def load_sources(
+    sources: list[str], kind: TextKind, text_col: str | None = None, label_col: str | None = None
+) -> pl.DataFrame:
     """Every source as raw string rows with lineage; special names (e.g. names-dataset) dispatch."""
     from pipeline.special_sources import SPECIAL_SOURCES  # local: keeps the adapters optional
 
@@ -49,7 +51,7 @@ def load_sources(sources: list[str], kind: TextKind) -> pl.DataFrame:
         if (kind.name, name) in SPECIAL_SOURCES:
             frames.append(SPECIAL_SOURCES[(kind.name, name)](source, kind))
         else:
-            frames.append(io.read_source(Path(source), kind))
+            frames.append(io.read_source(Path(source), kind, text_col, label_col))
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
     return pl.concat(frames, how="vertical")
 
@@ -66,12 +68,19 @@ def split_good_bad(
     ).with_columns(lineage)
     checked = checked.collect()
     good = checked.filter(pl.col("reason").is_null()).select(
-        kind.text_col, kind.label_col, "split", *io.LINEAGE, "ingest_batch_id", "ingested_at"
+        kind.text_col,
+        kind.label_col,
+        "split",
+        *kind.extra_columns,
+        *io.LINEAGE,
+        "ingest_batch_id",
+        "ingested_at",
     )
     bad = checked.filter(pl.col("reason").is_not_null()).select(
         pl.col(f"raw_{kind.text_col}").alias(kind.text_col),
         kind.label_col,
         "split",
+        *kind.extra_columns,
         "reason",
         *io.LINEAGE,
         "ingest_batch_id",
@@ -86,13 +95,18 @@ def ingest(
     layout: Layout,
     batch_id: str | None = None,
     now: datetime | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
 ) -> IngestReport:
-    """Read, validate and write one batch; bad rows go to quarantine, never stop the run."""
+    """Read, validate and write one batch; bad rows go to quarantine, never stop the run.
+
+    text_col/label_col: source columns holding the text and label (bronze keeps the kind's names).
+    """
     if not sources:
         raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
     now = now or datetime.now(UTC)
     batch_id = batch_id or new_batch_id(now)
-    raw = load_sources(sources, kind)
+    raw = load_sources(sources, kind, text_col, label_col)
     good, bad = split_good_bad(raw, kind, layout, batch_id, now)
     report = IngestReport(
         kind=kind.name,

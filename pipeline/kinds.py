@@ -27,6 +27,7 @@ class TextKind:
     min_freq: int = 1  # feature default: rarer tokens map to <unk>
     max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
 
     @property
     def required_columns(self) -> tuple[str, str]:
@@ -59,6 +60,7 @@ REVIEWS = TextKind(
     min_freq=5,  # as in the classic recipe
     max_tokens=400,  # the first 400 tokens: reviews state their verdict early and often
     column_aliases={"review": ("text",), "sentiment": ("label",)},
+    extra_columns=("rating",),  # aclImdb's 1-10 star rating, from the file name
 )
 
 KINDS: dict[str, TextKind] = {k.name: k for k in (NAMES, REVIEWS)}
