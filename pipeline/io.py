@@ -194,9 +194,8 @@ def _dir_frame(kind: TextKind, texts, labels, splits, sources, rows) -> pl.DataF
             "source_file": pl.String,
         },
     )
-    rating = (
-        pl.col("source_file").str.extract(ACL_FILE_NAME).cast(pl.Int64).replace(0, None)
-    )  # only aclImdb file names match
+    # only aclImdb's <id>_<rating>.txt names give a rating; 0 marks an unrated (unsup) review
+    rating = pl.col("source_file").str.extract(ACL_FILE_NAME).cast(pl.Int64, strict=False).replace(0, None)
     extras = [(rating if c == "rating" else pl.lit(None, pl.Int64)).alias(c) for c in kind.extra_columns]
     return frame.select(
         kind.text_col,
