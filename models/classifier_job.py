@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import mlflow
 
 from models import plots, scoring, tracking
 from models.batching import BucketBatches
-from models.metrics import classification_metrics, majority_baseline, report_table
+from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
 from models.packaging import log_text_classifier
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from models.train import (
@@ -54,6 +55,11 @@ class TrainReport:
     epochs_run: int
     device: str
     samples_per_s: float
+    # binary kinds (a positive_label, e.g. reviews) only; None for multiclass kinds or when undefined
+    test_f1: float | None = None
+    test_roc_auc: float | None = None
+    baseline_test_f1: float | None = None
+    baseline_test_roc_auc: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +119,7 @@ def train_text_classifier(
         probs, y_test, test_loss = predict(model, test, device)
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         baseline = majority_baseline(train.labels(), y_test, len(labels))
+        binary = binary_test_metrics(kind, labels, y_test, probs, baseline["class"])
         mlflow.log_metrics(
             {
                 CHAMPION_METRIC: result.best_value,
@@ -123,11 +130,13 @@ def train_text_classifier(
                 "baseline_test_accuracy": baseline["accuracy"],
                 "baseline_test_macro_f1": baseline["macro_f1"],
                 "train_samples_per_s": result.samples_per_s,
+                **{k: v for k, v in binary.items() if v is not None},
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest)
+            binary_report = {"positive_label": kind.positive_label, **binary} if binary else None
+            _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest, binary_report)
             model.cpu()
             info = log_text_classifier(work, kind, model, folder, manifest, sample_texts(folder, manifest))
         version_tags = {**tags, CHAMPION_METRIC: f"{result.best_value:.6f}"}
@@ -163,7 +172,26 @@ def train_text_classifier(
         epochs_run=len(result.history),
         device=str(device),
         samples_per_s=result.samples_per_s,
+        **binary,
     )
+
+
+def binary_test_metrics(kind: TextKind, labels: Vocabulary, y_test, probs, majority: int) -> dict:
+    """test_f1/test_roc_auc and the majority baseline's, for kinds with a positive label ({} otherwise).
+
+    Undefined values (ROC AUC on a test split with one class only) are None, and are not logged.
+    """
+    positive = labels.index.get(kind.positive_label) if kind.positive_label else None
+    if positive is None:
+        return {}
+    m = binary_metrics(y_test, probs, positive, majority)
+    values = {
+        "test_f1": m["f1"],
+        "test_roc_auc": m["roc_auc"],
+        "baseline_test_f1": m["baseline_f1"],
+        "baseline_test_roc_auc": m["baseline_roc_auc"],
+    }
+    return {k: None if math.isnan(v) else float(v) for k, v in values.items()}
 
 
 def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict) -> float | None:
@@ -178,12 +206,18 @@ def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict
     return float((predicted == val[kind.label_col]).fill_null(False).mean())
 
 
-def _log_reports(work, history, test_metrics, baseline, labels, manifest) -> None:
+def _log_reports(work, history, test_metrics, baseline, labels, manifest, binary=None) -> None:
     report = {
         "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
-        "majority_baseline": baseline,
+        "majority_baseline": dict(baseline),
         "per_class": report_table(test_metrics["per_class"], labels),
     }
+    if binary:  # positive-class F1 and ROC AUC, for the model and for the baseline
+        report["positive_label"] = binary["positive_label"]
+        report["test"].update(f1=binary["test_f1"], roc_auc=binary["test_roc_auc"])
+        report["majority_baseline"].update(
+            f1=binary["baseline_test_f1"], roc_auc=binary["baseline_test_roc_auc"]
+        )
     (work / "classification_report.json").write_text(json.dumps(report, indent=2))
     (work / "features_manifest.json").write_text(json.dumps(manifest, indent=2))
     (work / "history.json").write_text(json.dumps(history, indent=2))

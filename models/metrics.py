@@ -1,4 +1,4 @@
-"""Classification metrics in numpy: accuracy, macro-F1, per-class report, confusion, baselines."""
+"""Classification metrics in numpy: accuracy, macro-F1, per-class report, confusion, baselines, ROC AUC."""
 
 from __future__ import annotations
 
@@ -66,4 +66,47 @@ def regression_metrics(actual: np.ndarray, forecast: np.ndarray, last: np.ndarra
         "mae": float(np.mean(np.abs(error))),
         "mape": float(100 * np.mean(np.abs(error) / np.abs(actual))),
         "directional_accuracy": float(np.mean(np.sign(forecast - last) == np.sign(actual - last))),
+    }
+
+
+def binary_f1(y_true01: np.ndarray, y_pred01: np.ndarray) -> float:
+    """F1 of the positive class (1/True); 0.0 when there is no positive in truth or prediction."""
+    y, p = np.asarray(y_true01).astype(bool), np.asarray(y_pred01).astype(bool)
+    tp, fp, fn = int((y & p).sum()), int((~y & p).sum()), int((y & ~p).sum())
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def roc_auc(y_true01: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by ranks (Mann-Whitney U); tied scores share their average rank.
+
+    Returns nan when y_true01 holds only one class: the area is undefined, and a run can still log it.
+    """
+    y, s = np.asarray(y_true01).astype(bool), np.asarray(scores, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"roc_auc needs two 1-d arrays of one length, got shapes {y.shape} and {s.shape}")
+    if np.isnan(s).any():
+        raise ValueError("roc_auc scores hold NaN; score every row (e.g. drop empty texts) first")
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="stable")
+    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based average rank of each tie group
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_metrics(y_true: np.ndarray, probs: np.ndarray, positive: int, majority: int) -> dict:
+    """Positive-class F1 and ROC AUC of a model's probabilities (N, C) and of the majority baseline.
+
+    The baseline predicts its class with a constant score, so its ROC AUC is 0.5 (nan: one class only).
+    """
+    y = np.asarray(y_true) == positive
+    constant = np.full(len(y), float(majority == positive))
+    return {
+        "f1": binary_f1(y, probs.argmax(-1) == positive),
+        "roc_auc": roc_auc(y, probs[:, positive]),
+        "baseline_f1": binary_f1(y, constant.astype(bool)),
+        "baseline_roc_auc": roc_auc(y, constant),
     }

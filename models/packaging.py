@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -22,17 +23,20 @@ from pipeline.vocab import Vocabulary
 
 TOP_K = 3
 OUTPUT_COLUMNS = ["predicted_label", "probability", "top_labels", "top_probs"]
+POSITIVE_COLUMN = "positive_probability"  # binary kinds only (kind.positive_label), after OUTPUT_COLUMNS
 PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy"]
 # MLflow 3 warns about "Any" type hints for every PythonModel subclass, hinted or not: noise for users.
 warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType.*")
 
 
 class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
-    """Input: DataFrame with the kind's text column. Output: label, probability, top-3 of each."""
+    """Input: DataFrame with the kind's text column. Output: label, probability, top-3 of each, and for
+    binary kinds the positive class's probability (null for empty texts)."""
 
     def load_context(self, context) -> None:
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
-        self.kind = TextKind(**{k: v for k, v in spec["kind"].items() if k != "column_aliases"})
+        known = {f.name for f in dataclasses.fields(TextKind)} - {"column_aliases"}  # fields may come/go
+        self.kind = TextKind(**{k: v for k, v in spec["kind"].items() if k in known})
         self.max_tokens = spec.get("max_tokens")
         self.tokens = Vocabulary.from_json(Path(context.artifacts["vocab_tokens"]).read_text())
         self.labels = Vocabulary.from_json(Path(context.artifacts["vocab_labels"]).read_text())
@@ -66,6 +70,10 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
                 ],
             }
         )
+        if self.kind.positive_label is not None:
+            positive = self.labels.index.get(self.kind.positive_label)
+            p = probs[:, positive] if positive is not None else np.zeros(len(ids))  # never predicted
+            out[POSITIVE_COLUMN] = np.where(empty, np.nan, p).astype(np.float64)
         return out
 
 
@@ -88,17 +96,15 @@ def score_sequences(model: RNNClassifier, ids: list[list[int]], pad_id: int, bat
 
 
 def signature(kind: TextKind) -> ModelSignature:
-    return ModelSignature(
-        inputs=Schema([ColSpec("string", kind.text_col)]),
-        outputs=Schema(
-            [
-                ColSpec("string", "predicted_label"),
-                ColSpec("double", "probability"),
-                ColSpec(Array("string"), "top_labels"),
-                ColSpec(Array("double"), "top_probs"),
-            ]
-        ),
-    )
+    outputs = [
+        ColSpec("string", "predicted_label"),
+        ColSpec("double", "probability"),
+        ColSpec(Array("string"), "top_labels"),
+        ColSpec(Array("double"), "top_probs"),
+    ]
+    if kind.positive_label is not None:
+        outputs.append(ColSpec("double", POSITIVE_COLUMN))
+    return ModelSignature(inputs=Schema([ColSpec("string", kind.text_col)]), outputs=Schema(outputs))
 
 
 def log_pyfunc(

@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 
 from models import tracking
-from models.packaging import OUTPUT_COLUMNS
+from models.packaging import OUTPUT_COLUMNS, POSITIVE_COLUMN
 
 log = logging.getLogger("rnnflow.score")
 EMPTY_SCHEMA = {
@@ -18,6 +18,7 @@ EMPTY_SCHEMA = {
     "probability": pl.Float64,
     "top_labels": pl.List(pl.String),
     "top_probs": pl.List(pl.Float64),
+    POSITIVE_COLUMN: pl.Float64,  # only from models of binary kinds
 }
 
 
@@ -29,13 +30,20 @@ def load(uri: str):
     return resolved, model
 
 
+def output_columns(model) -> list[str]:
+    """OUTPUT_COLUMNS, plus positive_probability when the model's signature has it (binary kinds)."""
+    schema = model.metadata.get_output_schema() if getattr(model, "metadata", None) else None
+    names = schema.input_names() if schema is not None else []
+    return [*OUTPUT_COLUMNS, POSITIVE_COLUMN] if POSITIVE_COLUMN in names else list(OUTPUT_COLUMNS)
+
+
 def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
     """Model outputs for each text, in input order; empty or null texts get null predictions."""
     if texts.is_empty():
-        return pl.DataFrame(schema=EMPTY_SCHEMA)
+        return pl.DataFrame(schema={c: EMPTY_SCHEMA[c] for c in output_columns(model)})
     frame = pd.DataFrame({text_col: texts.fill_null("").to_list()})
     out = model.predict(frame)
-    return pl.DataFrame(
+    scored = pl.DataFrame(
         {
             "predicted_label": pl.Series(
                 [None if pd.isna(v) else v for v in out["predicted_label"]], dtype=pl.String
@@ -45,6 +53,10 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
             "top_probs": pl.Series(out["top_probs"].tolist(), dtype=pl.List(pl.Float64)),
         }
     ).select(OUTPUT_COLUMNS)
+    if POSITIVE_COLUMN not in out.columns:
+        return scored
+    positive = pl.Series(POSITIVE_COLUMN, out[POSITIVE_COLUMN].tolist(), dtype=pl.Float64).fill_nan(None)
+    return scored.with_columns(positive)
 
 
 FORECAST_SCHEMA = {

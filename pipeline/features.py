@@ -1,4 +1,8 @@
-"""Features: bronze -> vocabularies, splits, length-bucketed token shards and a JSON manifest."""
+"""Features: bronze -> vocabularies, splits, length-bucketed token shards and a JSON manifest.
+
+Rows with split `unsup` (unlabelled) are never trained on; explicit train rows without any val rows get
+a val split carved out by text hash. `max_tokens` keeps the FIRST N tokens of a longer text.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from pipeline import io
 from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.splits import assign_splits
-from pipeline.validate import SPLITS
+from pipeline.splits import assign_splits, carve_split
+from pipeline.validate import SPLITS, UNSUP
 from pipeline.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
 
 log = logging.getLogger("rnnflow.features")
@@ -84,7 +88,10 @@ def fingerprint(rows: pl.DataFrame) -> str:
 def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
     """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
     cfg = cfg or FeatureConfig.for_kind(kind)
-    rows = assign_splits(load_bronze(kind, layout), kind.text_col, cfg.split_ratios)
+    bronze = load_bronze(kind, layout)
+    unlabelled = bronze.filter(pl.col("split") == UNSUP).height  # kept in bronze, never trained on
+    rows = assign_splits(bronze.filter(pl.col("split").ne_missing(UNSUP)), kind.text_col, cfg.split_ratios)
+    rows, val_from_train = carve_val_from_train(rows, kind, cfg)
     rows = rows.with_columns(tokenize(kind))
     train = rows.filter(pl.col("split") == "train")
     if train.is_empty():
@@ -150,6 +157,8 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         "counts": {s: dict(sorted(c.items(), key=lambda kv: int(kv[0]))) for s, c in counts.items()},
         "rows": {s: int(sum(c.values())) for s, c in counts.items()},
         "rows_unknown_label": {s: int(n) for s, n in unknown_label.items()},
+        "rows_unlabelled": unlabelled,
+        "val_from_train": val_from_train,
         "label_counts_train": dict(train.group_by(kind.label_col).len().sort(kind.label_col).iter_rows()),
         "padding": padding_stats(train_lengths, bounds, cfg.batch_size),
         "files": sorted(files),
@@ -167,6 +176,29 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         100 * manifest["padding"]["pad_to_longest"],
     )
     return manifest
+
+
+def carve_val_from_train(rows: pl.DataFrame, kind: TextKind, cfg: FeatureConfig) -> tuple[pl.DataFrame, bool]:
+    """Data with train rows but no val rows at all (aclImdb: train/test only) -> val carved from train.
+
+    The share is val / (train + val) of the split ratios (0.15 / 0.85 by default), by the same stable
+    text hash as the other splits, so the same data always gives the same val rows.
+    """
+    split, present = pl.col("split"), set(rows.get_column("split").unique().to_list())
+    train_ratio, val_ratio, _ = cfg.split_ratios
+    if "train" not in present or "val" in present or val_ratio <= 0:
+        return rows, False
+    share = val_ratio / (train_ratio + val_ratio)
+    carved = carve_split(rows, kind.text_col, share)
+    moved = carved.filter(split == "val").height
+    log.info(
+        "kind %s: no val rows, so %s of %s train rows (share %.3f, by text hash) became the val split",
+        kind.name,
+        f"{moved:,}",
+        f"{rows.filter(split == 'train').height:,}",
+        share,
+    )
+    return carved, moved > 0
 
 
 def latest_features(layout: Layout) -> tuple[Path, dict]:

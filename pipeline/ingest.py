@@ -39,7 +39,9 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def load_sources(sources: list[str], kind: Kind) -> pl.DataFrame:
+def load_sources(
+    sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
+) -> pl.DataFrame:
     """Every source as raw string rows with lineage; special names (e.g. names-dataset) dispatch."""
     from pipeline.special_sources import SPECIAL_SOURCES  # local: keeps the adapters optional
 
@@ -51,9 +53,13 @@ def load_sources(sources: list[str], kind: Kind) -> pl.DataFrame:
         elif kind.family == "prices":
             frames.append(price_io.read_price_source(Path(source), kind))
         else:
-            frames.append(io.read_source(Path(source), kind))
+            frames.append(io.read_source(Path(source), kind, text_col, label_col))
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
-    return pl.concat(frames, how="vertical")
+    extras = getattr(kind, "extra_columns", ())  # e.g. reviews' rating: null where a source has none
+    frames = [
+        f.with_columns(pl.lit(None, pl.Int64).alias(c) for c in extras if c not in f.columns) for f in frames
+    ]
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def read_valid(sources: list[str], kind: Kind) -> tuple[pl.DataFrame, int]:
@@ -85,13 +91,18 @@ def ingest(
     layout: Layout,
     batch_id: str | None = None,
     now: datetime | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
 ) -> IngestReport:
-    """Read, validate and write one batch; bad rows go to quarantine, never stop the run."""
+    """Read, validate and write one batch; bad rows go to quarantine, never stop the run.
+
+    text_col/label_col: source columns holding the text and label (bronze keeps the kind's names).
+    """
     if not sources:
         raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
     now = now or datetime.now(UTC)
     batch_id = batch_id or new_batch_id(now)
-    raw = load_sources(sources, kind)
+    raw = load_sources(sources, kind, text_col, label_col)
     good, bad = split_good_bad(raw, kind, layout, batch_id, now)
     report = IngestReport(
         kind=kind.name,

@@ -18,6 +18,10 @@ from pipeline.kinds import TextKind
 SPLIT_COL = "split"
 STALE_TMP_SECONDS = 3600
 LINEAGE = ("source_file", "source_row")
+UNSUP = "unsup"  # split of unlabelled rows (aclImdb's unsup/): kept in bronze, never trained on
+ACL_SPLITS = ("train", "test")
+ACL_LABELS = ("pos", "neg", UNSUP)
+ACL_FILE_NAME = r"(?i)(?:^|[/\\])\d+_(\d+)\.txt$"  # aclImdb's <id>_<rating>.txt
 
 
 class SourceError(ValueError):
@@ -27,12 +31,18 @@ class SourceError(ValueError):
 # ---------------------------------------------------------------- sources
 
 
-def read_source(path: Path, kind: TextKind) -> pl.DataFrame:
-    """One raw source -> strings in the kind's columns + `split` + lineage, nothing dropped."""
+def read_source(
+    path: Path, kind: TextKind, text_col: str | None = None, label_col: str | None = None
+) -> pl.DataFrame:
+    """One raw source -> strings in the kind's columns + `split` + lineage, nothing dropped.
+
+    text_col/label_col name the source columns holding the text and label (tried before the kind's
+    own names and aliases); folders have no columns, so they ignore them.
+    """
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
     if path.is_dir():
-        return read_label_dir(path, kind)
+        return read_acl_imdb(path, kind) if is_acl_imdb(path) else read_label_dir(path, kind)
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
@@ -44,14 +54,15 @@ def read_source(path: Path, kind: TextKind) -> pl.DataFrame:
             frame = pl.read_ndjson(io.StringIO(text), infer_schema_length=None) if text.strip() else None
         else:
             raise SourceError(
-                f"{path}: unsupported source format {suffix!r}; "
-                "use .csv, .tsv, .parquet, .jsonl or a directory of <label>.txt files"
+                f"{path}: unsupported source format {suffix!r}; use .csv, .tsv, .parquet, .jsonl, "
+                "a directory of <label>.txt files or an aclImdb directory (train/pos, train/neg, ...)"
             )
     except pl.exceptions.PolarsError as err:
         raise SourceError(f"{path}: cannot be read as {suffix[1:]}: {err}".splitlines()[0]) from None
     if frame is None or frame.width == 0:
         raise SourceError(f"{path}: file is empty; expected a header with {list(kind.required_columns)}")
-    return _select_kind_columns(frame, path, kind)
+    given = {kind.text_col: ("text_col", text_col), kind.label_col: ("label_col", label_col)}
+    return _select_kind_columns(frame, path, kind, {k: v for k, v in given.items() if v[1]})
 
 
 def _read_delimited(path: Path) -> pl.DataFrame:
@@ -62,19 +73,30 @@ def _read_delimited(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
 
 
-def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.DataFrame:
+def _select_kind_columns(
+    frame: pl.DataFrame, path: Path, kind: TextKind, given: dict[str, tuple[str, str]]
+) -> pl.DataFrame:
+    """`given`: kind column -> (option name, source column) the caller named explicitly."""
     by_lower = {c.lower().strip(): c for c in frame.columns}
     chosen: dict[str, str] = {}
-    for want in (*kind.required_columns, SPLIT_COL):
+    for want, (option, name) in given.items():
+        if name.lower().strip() not in by_lower:
+            raise SourceError(
+                f"{path}: column {name!r} given as {option} (--{option.replace('_', '-')}) is not in the "
+                f"file; found columns {frame.columns}; name one of them, or leave {option} out to use "
+                f"{[want, *kind.column_aliases.get(want, ())]}"
+            )
+        chosen[want] = by_lower[name.lower().strip()]
+    for want in (*kind.required_columns, SPLIT_COL, *kind.extra_columns):
         for candidate in (want, *kind.column_aliases.get(want, ())):
-            if candidate in by_lower:
+            if want not in chosen and candidate in by_lower:
                 chosen[want] = by_lower[candidate]
-                break
     missing = [c for c in kind.required_columns if c not in chosen]
     if missing:
         raise SourceError(
             f"{path}: missing column(s) {missing}; found columns {frame.columns}; "
-            f"expected {list(kind.required_columns)} (optional: {SPLIT_COL!r})"
+            f"expected {list(kind.required_columns)} (optional: {SPLIT_COL!r}); "
+            "or name the source columns with --text-col/--label-col"
         )
     for want in kind.required_columns:
         dtype = frame.schema[chosen[want]]
@@ -82,9 +104,16 @@ def _select_kind_columns(frame: pl.DataFrame, path: Path, kind: TextKind) -> pl.
             raise SourceError(
                 f"{path}: column {chosen[want]!r} holds {dtype}, not text; expected {want!r} as strings"
             )
-    exprs = [pl.col(src).cast(pl.String).alias(dst) for dst, src in chosen.items()]
+    exprs = [
+        pl.col(chosen[c]).cast(pl.String).alias(c) for c in (*kind.required_columns, SPLIT_COL) if c in chosen
+    ]
     if SPLIT_COL not in chosen:
         exprs.append(pl.lit(None, dtype=pl.String).alias(SPLIT_COL))
+    for extra in kind.extra_columns:
+        src = pl.col(chosen[extra]) if extra in chosen else pl.lit(None)
+        if extra in chosen and frame.schema[chosen[extra]] == pl.String:
+            src = src.str.strip_chars()
+        exprs.append(src.cast(pl.Int64, strict=False).alias(extra))
     return frame.select(exprs).with_columns(
         pl.lit(str(path)).alias("source_file"),
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"),
@@ -95,33 +124,87 @@ def read_label_dir(path: Path, kind: TextKind) -> pl.DataFrame:
     """PyTorch-tutorial layout: `<Label>.txt` files holding one text per line."""
     files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".txt")
     if not files:
-        raise SourceError(f"{path}: directory holds no <label>.txt files")
-    frames = []
+        raise SourceError(
+            f"{path}: directory holds no <label>.txt files and is not an aclImdb directory "
+            "(train/ or test/ holding pos/ and neg/)"
+        )
+    texts, labels, sources, rows = [], [], [], []
     for file in files:
         # split on \n only: other separators (U+2028, \x85, ...) stay in the line for validation to see
-        text = file.read_bytes().decode("utf-8-sig", errors="replace")
-        lines = [line.removesuffix("\r") for line in text.split("\n")]
+        lines = [line.removesuffix("\r") for line in _read_text(file).split("\n")]
         if lines and lines[-1] == "":
             lines.pop()  # the final newline ends the last line, it does not start an empty one
-        frames.append(
-            pl.DataFrame(
-                {
-                    kind.text_col: lines,
-                    kind.label_col: [file.stem] * len(lines),
-                    SPLIT_COL: [None] * len(lines),
-                    "source_file": [str(file)] * len(lines),
-                    "source_row": list(range(1, len(lines) + 1)),
-                },
-                schema={
-                    kind.text_col: pl.String,
-                    kind.label_col: pl.String,
-                    SPLIT_COL: pl.String,
-                    "source_file": pl.String,
-                    "source_row": pl.Int64,
-                },
+        texts += lines
+        labels += [file.stem] * len(lines)
+        sources += [str(file)] * len(lines)
+        rows += range(1, len(lines) + 1)
+    return _dir_frame(kind, texts, labels, [None] * len(texts), sources, rows)
+
+
+def is_acl_imdb(path: Path) -> bool:
+    """aclImdb layout: train/ or test/ holding pos/ or neg/, or such a train/ or test/ folder itself."""
+    return any(_has_sentiment_dirs(path / s) for s in ACL_SPLITS) or (
+        path.name in ACL_SPLITS and _has_sentiment_dirs(path)
+    )
+
+
+def read_acl_imdb(path: Path, kind: TextKind) -> pl.DataFrame:
+    """aclImdb: one review per `<id>_<rating>.txt` file under {train,test}/{pos,neg}; unsup/ is unlabelled.
+
+    text = the whole file, label = pos/neg, split = the folder's (unsup/ anywhere: "unsup", no label),
+    rating from the file name (null when the name does not match, or 0 = aclImdb's "unrated").
+    """
+    if any(_has_sentiment_dirs(path / s) for s in ACL_SPLITS):
+        folders = [(path / s / lab, s, lab) for s in ACL_SPLITS for lab in ACL_LABELS]
+        folders.append((path / UNSUP, UNSUP, UNSUP))
+    else:
+        folders = [(path / lab, path.name, lab) for lab in ACL_LABELS]
+    files, labels, splits = [], [], []
+    for folder, split, label in folders:
+        if folder.is_dir():
+            names = sorted(
+                e.path for e in os.scandir(folder) if e.name.lower().endswith(".txt") and e.is_file()
             )
-        )
-    return pl.concat(frames)
+            files += names
+            labels += [None if label == UNSUP else label] * len(names)
+            splits += [UNSUP if label == UNSUP else split] * len(names)
+    if not files:
+        raise SourceError(f"{path}: aclImdb directory holds no .txt files under {{train,test}}/{{pos,neg}}")
+    texts = [_read_text(Path(f)) for f in files]
+    return _dir_frame(kind, texts, labels, splits, files, [1] * len(files))
+
+
+def _has_sentiment_dirs(folder: Path) -> bool:
+    return (folder / "pos").is_dir() or (folder / "neg").is_dir()
+
+
+def _read_text(file: Path) -> str:
+    # undecodable bytes become U+FFFD, so validation quarantines the row as undecodable_bytes
+    return file.read_bytes().decode("utf-8-sig", errors="replace")
+
+
+def _dir_frame(kind: TextKind, texts, labels, splits, sources, rows) -> pl.DataFrame:
+    """Rows read from a folder, in the same columns and order as `_select_kind_columns` gives."""
+    frame = pl.DataFrame(
+        {kind.text_col: texts, kind.label_col: labels, SPLIT_COL: splits, "source_file": sources},
+        schema={
+            kind.text_col: pl.String,
+            kind.label_col: pl.String,
+            SPLIT_COL: pl.String,
+            "source_file": pl.String,
+        },
+    )
+    # only aclImdb's <id>_<rating>.txt names give a rating; 0 marks an unrated (unsup) review
+    rating = pl.col("source_file").str.extract(ACL_FILE_NAME).cast(pl.Int64, strict=False).replace(0, None)
+    extras = [(rating if c == "rating" else pl.lit(None, pl.Int64)).alias(c) for c in kind.extra_columns]
+    return frame.select(
+        kind.text_col,
+        kind.label_col,
+        SPLIT_COL,
+        *extras,
+        "source_file",
+        pl.Series("source_row", rows, dtype=pl.Int64),
+    )
 
 
 def read_scoring_input(path: Path, text_col: str) -> pl.DataFrame:

@@ -27,6 +27,7 @@ class TextKind:
     min_freq: int = 1  # feature default: rarer tokens map to <unk>
     max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
 
     family = "text"  # which feature builder, model and scorer serve this kind
 
@@ -44,12 +45,13 @@ class TextKind:
         return validate(raw, self)
 
     def good_columns(self) -> list:  # what bronze keeps of a good row (before lineage)
-        return [self.text_col, self.label_col, "split"]
+        return [self.text_col, self.label_col, "split", *self.extra_columns]
 
     def bad_columns(self) -> list:  # what quarantine keeps of a bad row: the text as it came in
         import polars as pl
 
-        return [pl.col(f"raw_{self.text_col}").alias(self.text_col), self.label_col, "split"]
+        raw_text = pl.col(f"raw_{self.text_col}").alias(self.text_col)
+        return [raw_text, self.label_col, "split", *self.extra_columns]
 
 
 NAMES = TextKind(
@@ -78,6 +80,7 @@ REVIEWS = TextKind(
     min_freq=5,  # as in the classic recipe
     max_tokens=400,  # the first 400 tokens: reviews state their verdict early and often
     column_aliases={"review": ("text",), "sentiment": ("label",)},
+    extra_columns=("rating",),  # aclImdb's 1-10 star rating, from the file name
 )
 
 

@@ -27,8 +27,7 @@ def assign_splits(rows: pl.DataFrame, text_col: str, ratios=(0.7, 0.15, 0.15)) -
     keys = rows.filter(pl.col("split").is_null()).get_column(text_col).str.to_lowercase().unique()
     if keys.is_empty():
         return rows
-    fractions = [_fraction(k) for k in keys.to_list()]
-    table = pl.DataFrame({"_key": keys, "_f": fractions}).with_columns(
+    table = _hash_table(keys).with_columns(
         pl.when(pl.col("_f") < train)
         .then(pl.lit(SPLITS[0]))
         .when(pl.col("_f") < train + val)
@@ -36,9 +35,31 @@ def assign_splits(rows: pl.DataFrame, text_col: str, ratios=(0.7, 0.15, 0.15)) -
         .otherwise(pl.lit(SPLITS[2]))
         .alias("_hash_split")
     )
-    return (
-        rows.with_columns(pl.col(text_col).str.to_lowercase().alias("_key"))
-        .join(table.select("_key", "_hash_split"), on="_key", how="left", maintain_order="left")
-        .with_columns(pl.coalesce("split", "_hash_split").alias("split"))
-        .drop("_key", "_hash_split")
+    filled = pl.coalesce("split", "_hash_split")
+    return _join_keys(rows, text_col, table).with_columns(filled.alias("split")).drop("_key", "_hash_split")
+
+
+def carve_split(
+    rows: pl.DataFrame, text_col: str, share: float, source="train", target="val"
+) -> pl.DataFrame:
+    """Move about `share` of the `source` rows to `target`, by the same stable hash of the text."""
+    keys = rows.filter(pl.col("split") == source).get_column(text_col).str.to_lowercase().unique()
+    if keys.is_empty() or share <= 0:
+        return rows
+    table = _hash_table(keys).with_columns(
+        pl.when(pl.col("_f") < share).then(pl.lit(target)).alias("_hash_split")
+    )
+    moved = (pl.col("split") == source) & pl.col("_hash_split").is_not_null()
+    carved = pl.when(moved).then("_hash_split").otherwise("split")
+    return _join_keys(rows, text_col, table).with_columns(carved.alias("split")).drop("_key", "_hash_split")
+
+
+def _hash_table(keys: pl.Series) -> pl.DataFrame:
+    return pl.DataFrame({"_key": keys, "_f": [_fraction(k) for k in keys.to_list()]})
+
+
+def _join_keys(rows: pl.DataFrame, text_col: str, table: pl.DataFrame) -> pl.DataFrame:
+    """rows + helper columns `_key` (case-folded text) and the table's `_hash_split` for it."""
+    return rows.with_columns(pl.col(text_col).str.to_lowercase().alias("_key")).join(
+        table.select("_key", "_hash_split"), on="_key", how="left", maintain_order="left"
     )

@@ -17,8 +17,12 @@ SPLIT_ALIASES = {
     "dev": "val",
     "test": "test",
     "testing": "test",
+    "unsup": "unsup",  # unlabelled rows (aclImdb's unsup/): a missing label is fine, never trained on
+    "unlabelled": "unsup",
+    "unlabeled": "unsup",
 }
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the splits features writes; `unsup` rows stay in bronze only
+UNSUP = "unsup"
 # U+0080..U+009F read as the Windows-1252 characters they were meant to be (5 bytes stay undefined).
 CP1252_C1 = {
     chr(b): bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
@@ -76,7 +80,7 @@ def reason(kind: TextKind) -> pl.Expr:
         .then(pl.lit("control_characters"))
         .when(text.str.len_chars() > kind.max_chars)
         .then(pl.lit("too_long"))
-        .when(pl.lit(kind.label_required) & missing_label)
+        .when(pl.lit(kind.label_required) & missing_label & (pl.col("split") != UNSUP).fill_null(True))
         .then(pl.lit("missing_label"))
         .when(label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
         .then(pl.lit("undecodable_bytes"))

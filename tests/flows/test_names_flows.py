@@ -45,6 +45,7 @@ def test_champion_moves_only_on_improvement(trained):
     assert (weak["version"], weak["promoted"]) == (1, True)
     assert (strong["version"], strong["promoted"]) == (2, True)
     assert strong["test_accuracy"] > strong["baseline_accuracy"]
+    assert strong["test_f1"] is None and strong["test_roc_auc"] is None  # binary kinds only
 
     worse = train_flow("names", str(root), **WEAK)  # same weak recipe again: must not take over
     assert (worse["version"], worse["promoted"], worse["champion_version"]) == (3, False, 2)
