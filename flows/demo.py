@@ -45,7 +45,12 @@ def demo_flow(
         "reviews": reviews_source or default_reviews_source(),
         "prices": "bokeh-stocks",
     }
-    options = {"names": {}, "reviews": {"epochs": max(epochs, 8)}, "prices": {"lr": 1e-3, "batch_size": 128}}
+    reviews_model = {"hidden_size": 64, "embed_dim": 64, "dropout": 0.3}  # small data: small model
+    options = {
+        "names": {},
+        "reviews": {"epochs": max(epochs, 10), "lr": 2e-3, "patience": 4, "model_options": reviews_model},
+        "prices": {"lr": 1e-3, "batch_size": 128},
+    }
     results = {}
     for kind in kinds:
         ingested = ingest_flow(kind, [sources[kind]], data_root)
@@ -89,7 +94,9 @@ def text_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
         f"macro-F1 {tr['test_macro_f1']:.3f} ({tr['baseline_macro_f1']:.3f})"
     )
     if tr.get("test_roc_auc") is not None:  # binary kinds
-        test += f"; F1 {tr['test_f1']:.3f} ({tr['baseline_f1']:.3f}); ROC-AUC {tr['test_roc_auc']:.3f} (0.5)"
+        test += (
+            f"; F1 {tr['test_f1']:.3f} ({tr['baseline_test_f1']:.3f}); ROC-AUC {tr['test_roc_auc']:.3f} (0.5)"
+        )
     return [
         f"    features    {sum(rows.values()):,} rows {rows}, padding {pad['bucketed']:.1%} "
         f"(random batches {pad['random_batches']:.1%}, pad-to-longest {pad['pad_to_longest']:.1%})",

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -36,16 +36,7 @@ EVAL_BATCH = 512
 
 
 @dataclass
-class TrainReport:
-    kind: str
-    model_name: str
-    version: int
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
-    promoted: bool
-    champion_version: int | None
-    champion_decision: str
+class TrainReport(tracking.RegisteredRun):
     best_val_accuracy: float
     test_accuracy: float
     test_macro_f1: float
@@ -60,9 +51,6 @@ class TrainReport:
     test_roc_auc: float | None = None
     baseline_test_f1: float | None = None
     baseline_test_roc_auc: float | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def train_text_classifier(
@@ -139,30 +127,24 @@ def train_text_classifier(
             _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest, binary_report)
             model.cpu()
             info = log_text_classifier(work, kind, model, folder, manifest, sample_texts(folder, manifest))
-        version_tags = {**tags, CHAMPION_METRIC: f"{result.best_value:.6f}"}
-        version = tracking.register(
-            kind.model_name, info.model_uri, run.info.run_id, info.model_id, version_tags
-        )
-        decision = tracking.promote_if_better(
+        outcome = tracking.register_and_promote(
             kind.model_name,
-            version,
+            info,
+            run.info.run_id,
+            tags,
             CHAMPION_METRIC,
             result.best_value,
             manifest["version"],
             rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
         )
-        mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
-    log.info("registered %s v%d; %s", kind.model_name, version, decision.message)
+    log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return TrainReport(
         kind=kind.name,
         model_name=kind.model_name,
-        version=version,
         run_id=run.info.run_id,
         experiment_id=experiment,
         tracking_uri=uri,
-        promoted=decision.promoted,
-        champion_version=version if decision.promoted else decision.previous_version,
-        champion_decision=decision.message,
+        **outcome,
         best_val_accuracy=result.best_value,
         test_accuracy=test_metrics["accuracy"],
         test_macro_f1=test_metrics["macro_f1"],

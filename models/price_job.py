@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -40,16 +40,7 @@ EVAL_BATCH = 1024
 
 
 @dataclass
-class PriceTrainReport:
-    kind: str
-    model_name: str
-    version: int
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
-    promoted: bool
-    champion_version: int | None
-    champion_decision: str
+class PriceTrainReport(tracking.RegisteredRun):
     best_val_rmse: float
     test: dict  # rmse, mae, mape, directional_accuracy of the model
     persistence: dict  # the same for tomorrow's close = today's, on the same windows
@@ -59,9 +50,6 @@ class PriceTrainReport:
     epochs_run: int
     device: str
     samples_per_s: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Windows:
@@ -191,34 +179,25 @@ def train_price_forecaster(
             _log_reports(work, result.history, test, forecast, ours, naive, manifest)
             example = _example_bars(test, lookback)
             info = log_pyfunc(work, PriceForecasterPyfunc(), model, spec, {}, signature(), example)
-        version = tracking.register(
+        outcome = tracking.register_and_promote(
             kind.model_name,
-            info.model_uri,
+            info,
             run.info.run_id,
-            info.model_id,
-            {**tags, CHAMPION_METRIC: f"{result.best_value:.6f}"},
-        )
-        decision = tracking.promote_if_better(
-            kind.model_name,
-            version,
+            tags,
             CHAMPION_METRIC,
             result.best_value,
             manifest["version"],
             rescore=lambda v: champion_rmse(kind, v, val),
             higher_is_better=False,
         )
-        mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
-    log.info("registered %s v%d; %s", kind.model_name, version, decision.message)
+    log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return PriceTrainReport(
         kind=kind.name,
         model_name=kind.model_name,
-        version=version,
         run_id=run.info.run_id,
         experiment_id=experiment,
         tracking_uri=uri,
-        promoted=decision.promoted,
-        champion_version=version if decision.promoted else decision.previous_version,
-        champion_decision=decision.message,
+        **outcome,
         best_val_rmse=result.best_value,
         test=ours,
         persistence=naive,

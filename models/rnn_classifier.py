@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+from models.rnn_common import CELLS, check_config
 
 
 @dataclass
@@ -31,13 +31,7 @@ class RNNClassifierConfig:
     pack: bool = False  # packed sequences; slower than exact-length buckets on CPU (bench/)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        check_config(self, ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers"))
 
     def to_dict(self) -> dict:
         return asdict(self)

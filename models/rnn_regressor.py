@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+from models.rnn_common import CELLS, check_config
 
 
 @dataclass
@@ -24,13 +24,7 @@ class RNNRegressorConfig:
     cell: str = "lstm"
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        check_config(self, ("input_size", "hidden_size", "num_layers"))
 
     def to_dict(self) -> dict:
         return asdict(self)

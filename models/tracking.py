@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
@@ -153,6 +153,51 @@ def promote_if_better(
     decision = ChampionDecision(better, version, previous, metric, value, previous_value, note)
     client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
     return decision
+
+
+@dataclass
+class RegisteredRun:
+    """What every training job reports: its MLflow run, the registered version, the champion decision."""
+
+    kind: str
+    model_name: str
+    version: int
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    promoted: bool
+    champion_version: int | None
+    champion_decision: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def register_and_promote(
+    model_name: str,
+    model_info,
+    run_id: str,
+    tags: dict,
+    metric: str,
+    value: float,
+    features_version: str,
+    rescore: Callable[[int], float | None],
+    higher_is_better: bool = True,
+) -> dict:
+    """Register the logged model, apply the champion rule, tag the active run; -> report fields."""
+    version = register(
+        model_name, model_info.model_uri, run_id, model_info.model_id, {**tags, metric: f"{value:.6f}"}
+    )
+    decision = promote_if_better(
+        model_name, version, metric, value, features_version, rescore, higher_is_better
+    )
+    mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
+    return {
+        "version": version,
+        "promoted": decision.promoted,
+        "champion_version": version if decision.promoted else decision.previous_version,
+        "champion_decision": decision.message,
+    }
 
 
 def champion_version(model_name: str) -> int | None:
