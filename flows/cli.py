@@ -151,14 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from flows import demo, text_flows  # imported late: `--help` stays fast
+    from flows import demo, kind_flows  # imported late: `--help` stays fast
 
     root = args.data_root
     if args.command == "ingest":
-        return text_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
+        return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
         ratios = tuple(float(x) for x in args.split_ratios.split(","))
-        return text_flows.features_flow(
+        return kind_flows.features_flow(
             args.kind,
             root,
             args.max_buckets,
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "train":
         names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
         model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-        return text_flows.train_flow(
+        return kind_flows.train_flow(
             args.kind,
             root,
             epochs=args.epochs,
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict:
             model_options=model_options,
         )
     if args.command == "score":
-        return text_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
+        return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:

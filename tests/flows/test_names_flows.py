@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.text_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 
 TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
 WEAK = {"epochs": 1, "lr": 1e-4, "model_options": TINY}

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.text_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 from tests.pipeline.test_prices import HEADER, bars, write_ticker_folder
 
 TINY = {"hidden_size": 16}

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.text_flows import features_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, score_flow, train_flow
 from tests.flows.test_names_flows import TINY, registry
 from tests.pipeline.test_acl_imdb import write_acl_imdb
 
