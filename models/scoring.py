@@ -77,7 +77,13 @@ def forecast(model, bars: pl.DataFrame, ds: str, lookback: int) -> pl.DataFrame:
     Tickers with fewer bars up to ds get a row with a null forecast and status insufficient_history.
     """
     day = date.fromisoformat(ds)
-    history = bars.filter(pl.col("date") <= day).sort("ticker", "date").group_by("ticker").tail(lookback)
+    history = (
+        bars.select("ticker", "date", "open", "high", "low", "close", "volume")
+        .filter(pl.col("date") <= day)
+        .sort("ticker", "date")
+        .group_by("ticker", maintain_order=True)
+        .tail(lookback)
+    )
     rows = pl.DataFrame(schema=FORECAST_SCHEMA)
     if history.height:
         frame = history.with_columns(pl.col("date").dt.strftime("%Y-%m-%d")).to_pandas()

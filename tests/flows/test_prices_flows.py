@@ -104,3 +104,17 @@ def test_cli_scores_prices_from_bronze_without_input(trained, capsys):
     assert main(["score", "prices", "--data-root", str(root), "--ds", "2020-05-01"]) == 0
     out = capsys.readouterr().out
     assert '"rows": 4' in out and "ds=2020-05-01" in out
+
+
+def test_score_reads_an_input_file_and_counts_its_rejected_rows(trained, tmp_path):
+    root = trained[0]
+    path = tmp_path / "ZZZ.csv"
+    good = bars(8, first=date(2021, 3, 1))
+    path.write_text("\n".join([HEADER, *good, "2021-03-20,1,0.5,2,1,10,"]) + "\n")  # high < low
+    report = score_flow("prices", str(path), "2021-03-12", data_root=str(root))  # last bar: 03-10
+    frame = pl.read_parquet(report["path"])
+    assert frame["ticker"].to_list() == ["ZZZ"] and frame["status"].to_list() == ["ok"]
+    assert report["input_rows_rejected"] == 1
+    assert frame["as_of_date"].item() == date.fromisoformat(good[-1].split(",")[0])
+    stale = score_flow("prices", str(path), "2021-03-31", data_root=str(root))  # 21 days after it
+    assert pl.read_parquet(stale["path"])["status"].to_list() == ["stale: last bar 2021-03-10"]
