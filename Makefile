@@ -9,7 +9,14 @@ DATA_ROOT ?= data
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test lint format clean
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
+POOL ?= rnnflow
+TIMEZONE ?= UTC
+# server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
+API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
+
+.PHONY: help install demo test lint format clean server worker deploy mlflow-ui
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +51,20 @@ lint: $(VENV)/.installed-dev ## ruff lint and format check
 format: $(VENV)/.installed-dev ## Apply ruff format and autofixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+server: $(VENV)/.installed-demo ## Prefect server on 127.0.0.1:4200 (PREFECT_PORT=), in the foreground
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=), in the foreground
+	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(abspath $(DATA_ROOT)) \
+		$(BIN)/prefect worker start --pool $(POOL) --type process
+
+deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=, TIMEZONE=)
+	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(abspath $(DATA_ROOT)) --pool $(POOL) --timezone $(TIMEZONE)
+
+mlflow-ui: $(VENV)/.installed-demo ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=) for DATA_ROOT's store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DATA_ROOT))/mlflow.db \
+		--default-artifact-root $(abspath $(DATA_ROOT))/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 clean: ## Remove the virtualenv and the demo data root
 	rm -rf $(VENV) $(DATA_ROOT)

@@ -9,6 +9,7 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows import artifacts
 from models import scoring, tracking
 from models.classifier_job import train_text_classifier
 from models.price_job import train_price_forecaster
@@ -93,6 +94,7 @@ def ingest_flow(
     text_col/label_col: source columns holding the text and label (None: the kind's names and aliases).
     """
     report = ingest_batch(kind, sources, data_root, text_col, label_col)
+    artifacts.ingest_table(kind, report)
     get_run_logger().info(
         "rows_in=%d rows_ok=%d rows_quarantined=%d %s",
         report["rows_in"],
@@ -122,7 +124,11 @@ def features_flow(
             lookback=lookback or spec.lookback, target=target or spec.target, split_ratios=tuple(split_ratios)
         )
         manifest = build_feature_set(kind, data_root, cfg)
-        return {k: manifest[k] for k in ("version", "rows", "split_dates", "lookback", "tickers_too_short")}
+        summary = {
+            k: manifest[k] for k in ("version", "rows", "split_dates", "lookback", "tickers_too_short")
+        }
+        artifacts.features_table(kind, summary)
+        return summary
     cfg = FeatureConfig.for_kind(
         spec,
         split_ratios=tuple(split_ratios),
@@ -131,7 +137,9 @@ def features_flow(
         max_tokens=max_tokens,
     )
     manifest = build_feature_set(kind, data_root, cfg)
-    return {k: manifest[k] for k in ("version", "rows", "bucket_upper_bounds", "padding", "vocab")}
+    summary = {k: manifest[k] for k in ("version", "rows", "bucket_upper_bounds", "padding", "vocab")}
+    artifacts.features_table(kind, summary)
+    return summary
 
 
 @flow(name="train", flow_run_name="train-{kind}", log_prints=True)
@@ -157,7 +165,9 @@ def train_flow(
         device=device,
         seed=seed,
     )
-    return train_model(kind, data_root, cfg, model_options or {})
+    report = train_model(kind, data_root, cfg, model_options or {})
+    artifacts.train_table(kind, report)
+    return report
 
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)
@@ -194,7 +204,7 @@ def score_flow(
         resolved.version,
         path,
     )
-    return {
+    report = {
         "rows": frame.height,
         "rows_unscored": unscored,
         "model_name": resolved.name,
@@ -202,6 +212,8 @@ def score_flow(
         "run_id": resolved.run_id,
         "path": path,
     }
+    artifacts.score_table(kind, ds, input_path, report)
+    return report
 
 
 def _score_prices(spec, input_path: str | None, ds: str, model_uri: str, data_root: str | None) -> dict:
@@ -224,7 +236,7 @@ def _score_prices(spec, input_path: str | None, ds: str, model_uri: str, data_ro
         logger.warning("tickers without a clean forecast: %s", not_ok)
     if bad_rows:
         logger.warning("%d input rows failed the price rules and were not used", bad_rows)
-    return {
+    report = {
         "rows": frame.height,
         "rows_unscored": int(frame["forecast_close"].null_count()),
         "tickers_not_ok": not_ok,
@@ -234,3 +246,5 @@ def _score_prices(spec, input_path: str | None, ds: str, model_uri: str, data_ro
         "run_id": resolved.run_id,
         "path": path,
     }
+    artifacts.score_table(spec.name, ds, input_path or "all ingested bars", report)
+    return report

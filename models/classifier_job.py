@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 
-from models import plots, scoring, tracking
+from models import descriptions, plots, scoring, tracking
 from models.batching import BucketBatches
 from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
 from models.packaging import log_text_classifier
@@ -136,6 +136,19 @@ def train_text_classifier(
             result.best_value,
             manifest["version"],
             rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
+            descriptions=(
+                descriptions.text_model(kind, manifest),
+                descriptions.version(
+                    CHAMPION_METRIC,
+                    result.best_value,
+                    manifest,
+                    {
+                        "test_accuracy": test_metrics["accuracy"],
+                        "baseline_test_accuracy": baseline["accuracy"],
+                        "test_roc_auc": binary.get("test_roc_auc"),
+                    },
+                ),
+            ),
         )
     log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return TrainReport(

@@ -14,7 +14,7 @@ import pandas as pd
 import polars as pl
 import torch
 
-from models import plots, tracking
+from models import descriptions, plots, tracking
 from models.batching import BucketBatches
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
@@ -189,6 +189,15 @@ def train_price_forecaster(
             manifest["version"],
             rescore=lambda v: champion_rmse(kind, v, val),
             higher_is_better=False,
+            descriptions=(
+                descriptions.price_model(kind, manifest),
+                descriptions.version(
+                    CHAMPION_METRIC,
+                    result.best_value,
+                    manifest,
+                    {"test_rmse": ours["rmse"], "persistence_test_rmse": naive["rmse"]},
+                ),
+            ),
         )
     log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return PriceTrainReport(

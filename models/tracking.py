@@ -85,16 +85,35 @@ def feature_tags(kind: str, manifest: dict) -> dict[str, str]:
     }
 
 
-def register(model_name: str, model_uri: str, run_id: str, model_id: str | None, tags: dict) -> int:
-    """Create the registered model if new, then a version; quiet (the fluent API prints to stderr)."""
+def register(
+    model_name: str,
+    model_uri: str,
+    run_id: str,
+    model_id: str | None,
+    tags: dict,
+    description: str | None = None,
+    version_description: str | None = None,
+) -> int:
+    """Create the registered model if new, then a version; quiet (the fluent API prints to stderr).
+
+    `description` (what the model is, its data, features, metrics, how to score it) is what the MLflow
+    UI shows on the model's page; it is refreshed on every registration.
+    """
     client = MlflowClient()
     try:
-        client.create_registered_model(model_name)
+        client.create_registered_model(model_name, description=description)
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+        if description:
+            client.update_registered_model(model_name, description=description)
     version = client.create_model_version(
-        model_name, source=model_uri, run_id=run_id, model_id=model_id, tags=tags
+        model_name,
+        source=model_uri,
+        run_id=run_id,
+        model_id=model_id,
+        tags=tags,
+        description=version_description,
     )
     return int(version.version)
 
@@ -183,10 +202,21 @@ def register_and_promote(
     features_version: str,
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
+    descriptions: tuple[str, str] | None = None,
 ) -> dict:
-    """Register the logged model, apply the champion rule, tag the active run; -> report fields."""
+    """Register the logged model, apply the champion rule, tag the active run; -> report fields.
+
+    descriptions: (the registered model's, this version's), shown in the MLflow UI.
+    """
+    model_text, version_text = descriptions or (None, None)
     version = register(
-        model_name, model_info.model_uri, run_id, model_info.model_id, {**tags, metric: f"{value:.6f}"}
+        model_name,
+        model_info.model_uri,
+        run_id,
+        model_info.model_id,
+        {**tags, metric: f"{value:.6f}"},
+        model_text,
+        version_text,
     )
     decision = promote_if_better(
         model_name, version, metric, value, features_version, rescore, higher_is_better

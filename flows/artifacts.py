@@ -1,0 +1,82 @@
+"""Prefect artifacts every flow run publishes: what it read, wrote, quarantined and scored, with the
+MLflow run and model version, so the Prefect UI answers "what did this run do?" without the logs."""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+def _key(*parts: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return "-".join(parts).lower().replace("_", "-")
+
+
+def mlflow_run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A clickable link when MLflow is a server; else the run id and how to open the UI."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"[{run_id}]({tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
+    return f"{run_id} (`mlflow ui --backend-store-uri {tracking_uri}`)"
+
+
+def ingest_table(kind: str, report: dict) -> None:
+    rows = [
+        {"source": source, "rows_ok": n["ok"], "rows_quarantined": n["quarantined"]}
+        for source, n in report["per_source"].items()
+    ]
+    rows.append(
+        {"source": "TOTAL", "rows_ok": report["rows_ok"], "rows_quarantined": report["rows_quarantined"]}
+    )
+    create_table_artifact(
+        rows,
+        key=_key("ingest", kind),
+        description=(
+            f"Ingest batch {report['batch_id']}: {report['rows_in']} rows read; bronze "
+            f"{report['bronze_path']}; quarantine {report['quarantine_path']}; "
+            f"reasons {report['reasons'] or {}}"
+        ),
+    )
+
+
+def features_table(kind: str, summary: dict) -> None:
+    rows = [{"split": split, "rows": n} for split, n in summary["rows"].items()]
+    create_table_artifact(rows, key=_key("features", kind), description=f"Feature set {summary['version']}")
+
+
+def train_table(kind: str, report: dict) -> None:
+    metrics = {
+        k: v for k, v in report.items() if k.startswith(("best_val", "test", "baseline", "persistence"))
+    }
+    rows = [
+        {"item": "registered model", "value": f"{report['model_name']} v{report['version']}"},
+        {"item": "champion", "value": f"v{report['champion_version']}: {report['champion_decision']}"},
+        {
+            "item": "MLflow run",
+            "value": mlflow_run_link(report["tracking_uri"], report["experiment_id"], report["run_id"]),
+        },
+        *({"item": k, "value": v} for k, v in metrics.items()),
+    ]
+    create_table_artifact(rows, key=_key("train", kind), description=f"Training of {report['model_name']}")
+
+
+def score_table(kind: str, ds: str, source: str, report: dict) -> None:
+    rows = [
+        {"item": "read", "value": source},
+        {"item": "rows scored", "value": report["rows"] - report["rows_unscored"]},
+        {"item": "rows without a prediction", "value": report["rows_unscored"]},
+        {"item": "wrote", "value": report["path"]},
+        {"item": "model", "value": f"{report['model_name']} v{report['model_version']}"},
+        {"item": "MLflow run of the model", "value": report["run_id"]},
+    ]
+    if report.get("tickers_not_ok"):
+        rows.append({"item": "tickers without a clean forecast", "value": str(report["tickers_not_ok"])})
+    create_table_artifact(rows, key=_key("score", kind), description=f"Scoring of {kind} for ds={ds}")
+
+
+def skipped_note(kind: str, ds: str, reason: str) -> None:
+    create_markdown_artifact(f"**Skipped** {kind} ds={ds}: {reason}", key=_key("score", kind))
+
+
+def backfill_table(kind: str, days: list[dict]) -> None:
+    create_table_artifact(
+        days, key=_key("backfill", kind), description=f"Backfill of {kind}, one row per day"
+    )

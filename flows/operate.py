@@ -1,0 +1,137 @@
+"""Flows that deployments run on a schedule or ad hoc: the daily scoring of one day and the backfill of a
+range of days. `ds` comes from the run's scheduled time, so a late or re-run scheduled run scores the
+day it was meant for, never the day it happens to run.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Completed
+
+from flows import artifacts
+from flows.kind_flows import ingest_flow, score_flow, train_flow
+from models import tracking
+from pipeline.kinds import get_kind
+from pipeline.layout import Layout
+from pipeline.predictions import parse_ds
+
+MAX_BACKFILL_DAYS = 366
+
+
+def scheduled_date(timezone: str = "UTC") -> str:
+    """The date this run was scheduled for, in the schedule's time zone (ad hoc runs: their start)."""
+    start = flow_run.scheduled_start_time  # UTC; the creation time for a run nobody scheduled
+    return datetime.fromisoformat(str(start)).astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def input_partition(kind: str, ds: str, data_root: str | None) -> str | None:
+    """Where a day's input lands: incoming/<kind>/ds=<ds>/ (text kinds). Prices read the ingested bars."""
+    if get_kind(kind).family == "prices":
+        return None
+    return str(Layout.of(kind, data_root).incoming / f"ds={ds}")
+
+
+def _day_run_name() -> str:
+    """score-<kind>-<ds>, with ds as the run will resolve it (given, or the scheduled date)."""
+    params = flow_run.parameters
+    return f"score-{params['kind']}-{params.get('ds') or scheduled_date(params.get('timezone') or 'UTC')}"
+
+
+@flow(name="score-day", flow_run_name=_day_run_name, log_prints=True)
+def score_day(
+    kind: str,
+    ds: str | None = None,
+    model_uri: str | None = None,
+    data_root: str | None = None,
+    timezone: str = "UTC",
+):
+    """Score one day into predictions/<kind>/ds=<ds>/ (replaced, never appended).
+
+    ds defaults to the scheduled date. A text kind whose incoming/<kind>/ds=<ds>/ folder is missing or
+    holds no Parquet file is skipped: the run ends in a Completed state named "Skipped" that says which
+    folder it expected, and no partition is written (an empty one would pass for "scored, 0 rows").
+    """
+    ds = parse_ds(ds) if ds else scheduled_date(timezone)
+    source = input_partition(kind, ds, data_root)
+    if source is not None and not _has_parquet(source):
+        reason = f"no input partition: expected Parquet files under {source}"
+        get_run_logger().warning("skipping %s ds=%s: %s", kind, ds, reason)
+        artifacts.skipped_note(kind, ds, reason)
+        result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
+        return Completed(name="Skipped", message=reason, data=result)
+    report = score_flow(kind, source, ds, model_uri, data_root)
+    return {"kind": kind, "ds": ds, "status": "scored", **report}
+
+
+def _has_parquet(folder: str) -> bool:
+    path = Path(folder)
+    return path.is_dir() and any(path.rglob("*.parquet"))
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)  # the registry may be a remote server
+def pin_model(kind: str, model_uri: str, data_root: str | None) -> tracking.ResolvedModel:
+    layout = Layout.of(kind, data_root)
+    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    return tracking.resolve(model_uri)
+
+
+@flow(name="backfill", flow_run_name="backfill-{kind}-{start}-{end}", log_prints=True)
+def backfill(
+    kind: str, start: str, end: str, model_uri: str | None = None, data_root: str | None = None
+) -> list[dict]:
+    """Score every day from start to end (ISO dates, inclusive), each day its own subflow run.
+
+    The champion is pinned once, so every day is scored by one version. A failing day fails alone;
+    the backfill then fails naming those days, and re-running it replaces every day's partition.
+    """
+    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
+    if last < first:
+        raise ValueError(f"backfill end {end!r} is before start {start!r}")
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise ValueError(
+            f"backfill of {days} days from {start} to {end}: at most {MAX_BACKFILL_DAYS} per run"
+        )
+    spec = get_kind(kind)
+    resolved = pin_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
+    logger = get_run_logger()
+    logger.info("backfill %s %s..%s (%d days) with %s", kind, first, last, days, resolved.uri)
+    rows = []
+    for offset in range(days):
+        ds = (first + timedelta(days=offset)).isoformat()
+        state = score_day(kind, ds, resolved.uri, data_root, return_state=True)
+        if state.is_failed():
+            rows.append({"ds": ds, "status": "failed", "rows": None, "detail": state.message or ""})
+            continue
+        result = state.result()
+        rows.append(
+            {
+                "ds": ds,
+                "status": result["status"],
+                "rows": result.get("rows"),
+                "detail": result.get("path") or result.get("reason"),
+            }
+        )
+    artifacts.backfill_table(kind, [{**r, "model": f"{resolved.name} v{resolved.version}"} for r in rows])
+    failed = [r["ds"] for r in rows if r["status"] == "failed"]
+    if failed:
+        raise RuntimeError(f"backfill {kind}: {len(failed)} of {days} days failed: {failed}; re-run them")
+    return rows
+
+
+# One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...
+ingest_names = ingest_flow.with_options(name="ingest-names")
+ingest_reviews = ingest_flow.with_options(name="ingest-reviews")
+ingest_prices = ingest_flow.with_options(name="ingest-prices")
+train_names = train_flow.with_options(name="train-names")
+train_reviews = train_flow.with_options(name="train-reviews")
+train_prices = train_flow.with_options(name="train-prices")
+score_names = score_day.with_options(name="score-names")
+score_reviews = score_day.with_options(name="score-reviews")
+score_prices = score_day.with_options(name="score-prices")

@@ -1,0 +1,245 @@
+"""Operate it for real: `prefect server start`, a process worker, the deployments, and runs triggered
+with `prefect deployment run`, all on a temporary PREFECT_HOME and data root; nothing left running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = [sys.executable, "-m", "prefect"]
+DAYS = {"2026-11-01": 3, "2026-11-02": 4, "2026-11-03": 5}  # backfill days -> input rows
+ONE_DAY = ("2026-11-05", 2)  # the single scoring run
+PAST_SCHEDULED = ("2026-10-15", 6)  # a scheduled run created for a past date
+NAMES = ["Ivanov", "Tanaka", "Kowalski", "Smith", "Yamamoto", "Petrov", "Nowak"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """In its own process group, so stop() can end it with everything it started."""
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        deadline = time.time() + grace  # children may outlive the leader briefly
+        while time.time() < deadline and group_alive(proc.pid):
+            time.sleep(0.2)
+        if not group_alive(proc.pid):
+            return
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def prepare_data(root: Path) -> None:
+    """A trained names model (tiny) and incoming/names/ds=*/ partitions, without any Prefect run."""
+    from models.classifier_job import train_text_classifier
+    from models.train import TrainConfig
+    from pipeline.features import FeatureConfig, build_features
+    from pipeline.ingest import ingest
+    from pipeline.kinds import NAMES as KIND
+    from pipeline.layout import Layout
+    from tests.conftest import make_surnames
+
+    layout = Layout.of("names", root)
+    csv = root.parent / "surnames.csv"
+    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
+    ingest([str(csv)], KIND, layout)
+    build_features(KIND, layout, FeatureConfig(max_buckets=8))
+    train_text_classifier(KIND, layout, TrainConfig(epochs=1), {"hidden_size": 16, "embed_dim": 8})
+    for ds, n in [*DAYS.items(), ONE_DAY, PAST_SCHEDULED]:
+        path = layout.incoming / f"ds={ds}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        pl.DataFrame({"id": [str(i) for i in range(n)], "surname": NAMES[:n]}).write_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Server + worker + deployments; yields (env, data root, api url); tears all down, checks it."""
+    base = tmp_path_factory.mktemp("operate")
+    root, port = base / "data", free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(base / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "RNNFLOW_DATA_ROOT": str(root),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    prepare_data(root)
+    server = start(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, base / "server.log"
+    )
+    worker = None
+    try:
+        wait_healthy(api, server, base / "server.log")
+        deployed = subprocess.run(
+            [sys.executable, "deployments/deploy.py", "--data-root", str(root), "--pool", "e2e"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert (
+            "deployed score-names/daily" in deployed.stdout and "deployed backfill/scores" in deployed.stdout
+        )
+        worker = start(
+            [*PREFECT, "worker", "start", "--pool", "e2e", "--type", "process"], env, base / "worker.log"
+        )
+        yield env, root, api
+    finally:
+        for proc in (worker, server):
+            if proc is not None:
+                stop(proc)
+        for proc in (worker, server):
+            if proc is not None:
+                assert not group_alive(proc.pid), f"processes of {proc.args} left behind"
+
+
+def wait_healthy(api: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"prefect server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"prefect server not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def deployment_run(env: dict, name: str, *params: str) -> str:
+    """`prefect deployment run NAME --param k=v ...` -> the new flow run's id."""
+    args = [*PREFECT, "deployment", "run", name]
+    for p in params:
+        args += ["--param", p]
+    out = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return re.search(r"UUID:\s*([0-9a-f-]{36})", out.stdout).group(1)
+
+
+def wait_for(api: str, run_id: str, timeout: float = 240):
+    """Poll the server until the flow run is final; returns it."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.time() + timeout
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        while time.time() < deadline:
+            run = client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(1)
+    pytest.fail(f"flow run {run_id} not finished after {timeout}s")
+
+
+def artifacts_of(api: str, run_id: str) -> dict[str, object]:
+    """key -> data of the artifacts a flow run published."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        found = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    return {a.key: json.loads(a.data) if a.type == "table" else a.data for a in found}
+
+
+def partition_rows(root: Path, ds: str) -> int:
+    folder = root / "predictions" / "names" / f"ds={ds}"
+    files = list(folder.glob("*.parquet"))
+    assert [f.name for f in files] == ["part-0.parquet"], files  # one file: replaced, never appended
+    return pl.read_parquet(files[0]).height
+
+
+def test_one_day_scoring_and_a_three_day_backfill_through_the_cli(stack):
+    env, root, api = stack
+    one = deployment_run(env, "score-names/daily", f"ds={ONE_DAY[0]}")
+    assert wait_for(api, one).state.is_completed()
+    assert partition_rows(root, ONE_DAY[0]) == ONE_DAY[1]
+
+    start, end = min(DAYS), max(DAYS)
+    first = deployment_run(env, "backfill/scores", "kind=names", f"start={start}", f"end={end}")
+    assert wait_for(api, first).state.is_completed()
+    counts = {ds: partition_rows(root, ds) for ds in DAYS}
+    assert counts == DAYS
+    versions = {
+        pl.read_parquet(root / f"predictions/names/ds={ds}/part-0.parquet")["model_version"][0] for ds in DAYS
+    }
+    assert versions == {1}
+    table = artifacts_of(api, first)["backfill-names"]
+    assert [(r["ds"], r["status"], r["rows"], r["model"]) for r in table] == [
+        (ds, "scored", n, "names-nationality v1") for ds, n in DAYS.items()
+    ]
+
+    again = deployment_run(env, "backfill/scores", "kind=names", f"start={start}", f"end={end}")
+    assert wait_for(api, again).state.is_completed()
+    assert {ds: partition_rows(root, ds) for ds in DAYS} == DAYS  # same rows, no duplicates
+
+
+def test_a_run_scheduled_for_a_past_date_scores_that_date(stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Scheduled
+
+    _, root, api = stack
+    ds, rows = PAST_SCHEDULED
+    when = datetime.fromisoformat(f"{ds}T06:00:00").replace(tzinfo=UTC)
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("score-names/daily")
+        run = client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=when))
+    finished = wait_for(api, str(run.id))
+    assert finished.state.is_completed()
+    assert finished.name == f"score-names-{ds}"
+    assert partition_rows(root, ds) == rows
+    today = datetime.now(UTC).date().isoformat()
+    assert not (root / "predictions" / "names" / f"ds={today}").exists()
+
+
+def test_a_day_without_input_is_skipped_by_name(stack):
+    env, root, api = stack
+    run_id = deployment_run(env, "score-names/daily", "ds=2026-09-01")
+    finished = wait_for(api, run_id)
+    assert finished.state.is_completed() and finished.state.name == "Skipped"
+    assert "incoming/names/ds=2026-09-01" in finished.state.message
+    assert not (root / "predictions" / "names" / "ds=2026-09-01").exists()
