@@ -1,0 +1,62 @@
+"""What users see: Prefect artifacts of every flow run, MLflow model descriptions and version tags."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import polars as pl
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+
+from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from tests.conftest import make_surnames
+
+
+def latest_artifact(key: str):
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(limit=50)
+    mine = sorted((a for a in found if a.key == key), key=lambda a: a.created)
+    assert mine, f"no artifact with key {key!r}"
+    return json.loads(mine[-1].data) if mine[-1].type == "table" else mine[-1].data
+
+
+def test_each_flow_publishes_a_table_and_the_registry_describes_the_model(tmp_path, prefect_api, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("RNNFLOW_DATA_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    csv = tmp_path / "surnames.csv"
+    rows = make_surnames(20)
+    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in rows) + ",Russian\n")
+    ingest_flow("names", [str(csv)], str(root))
+    ingested = {r["source"]: r for r in latest_artifact("ingest-names")}
+    assert ingested[str(csv)]["rows_ok"] == len(rows) and ingested[str(csv)]["rows_quarantined"] == 1
+
+    features_flow("names", str(root), max_buckets=4)
+    assert {r["split"] for r in latest_artifact("features-names")} == {"train", "val", "test"}
+
+    report = train_flow("names", str(root), epochs=1, model_options={"hidden_size": 8, "embed_dim": 4})
+    trained = {r["item"]: r["value"] for r in latest_artifact("train-names")}
+    assert trained["registered model"] == f"names-nationality v{report['version']}"
+    assert report["run_id"] in trained["MLflow run"] and "best_val_accuracy" in trained
+
+    to_score = tmp_path / "in.parquet"
+    pl.DataFrame({"surname": ["Ivanov", "Tanaka"]}).write_parquet(to_score)
+    score_flow("names", str(to_score), "2026-11-01", data_root=str(root))
+    scored = {r["item"]: r["value"] for r in latest_artifact("score-names")}
+    assert scored["rows scored"] == 2 and scored["model"] == f"names-nationality v{report['version']}"
+    assert scored["read"] == str(to_score) and scored["wrote"].endswith("ds=2026-11-01/part-0.parquet")
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    client = MlflowClient()
+    model = client.get_registered_model("names-nationality")
+    assert "Score:" in model.description and "best_val_accuracy" in model.description
+    version = client.get_model_version("names-nationality", str(report["version"]))
+    assert version.description.startswith("best_val_accuracy")
+    assert {
+        "kind",
+        "dataset_fingerprint",
+        "git_commit",
+        "features_manifest_sha256",
+        "best_val_accuracy",
+    } <= set(version.tags)
