@@ -27,6 +27,13 @@ def make_surnames(n_per_label: int = 60, seed: int = 0) -> list[tuple[str, str]]
     return rows
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_mlflow_uri(monkeypatch):
+    """mlflow.set_tracking_uri() writes MLFLOW_TRACKING_URI into os.environ; start each test without it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     root = tmp_path / "data"

@@ -27,6 +27,7 @@ def trained(tmp_path_factory, prefect_api):
     csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         ingest_flow("names", [str(csv)], str(root))
         features_flow("names", str(root), max_buckets=8)

@@ -24,6 +24,7 @@ def trained(tmp_path_factory, prefect_api):
     (folder / "NEW.csv").write_text("\n".join([HEADER, *bars(3, first=date(2020, 6, 1))]) + "\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         ingested = ingest_flow("prices", [str(folder)], str(root))
         features = features_flow("prices", str(root), lookback=5)

@@ -23,6 +23,7 @@ def reviews_trained(tmp_path_factory, prefect_api):
     csv.write_text("Id,Text,Score\n1,A great and superb show,pos\n2,An awful and dull show,neg\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         assert main(["ingest", "reviews", str(acl), "--data-root", str(root)]) == 0
         args = ["ingest", "reviews", str(csv), "--text-col", "Text", "--label-col", "Score"]

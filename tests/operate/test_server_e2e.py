@@ -100,8 +100,12 @@ def stack(tmp_path_factory):
         "RNNFLOW_DATA_ROOT": str(root),
         "PYTHONPATH": str(ROOT),
     }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    prepare_data(root)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # earlier tests may have left theirs
+        env.pop(name, None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        prepare_data(root)
     server = start(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, base / "server.log"
     )
