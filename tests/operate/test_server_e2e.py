@@ -247,3 +247,19 @@ def test_a_day_without_input_is_skipped_by_name(stack):
     assert finished.state.is_completed() and finished.state.name == "Skipped"
     assert "incoming/names/ds=2026-09-01" in finished.state.message
     assert not (root / "predictions" / "names" / "ds=2026-09-01").exists()
+
+
+def test_trainings_share_one_queue_that_runs_one_at_a_time(stack):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    _, _, api = stack
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        queue = client.read_work_queue_by_name("training", work_pool_name="e2e")
+        trains = [client.read_deployment_by_name(f"train-{k}/weekly") for k in ("names", "reviews", "prices")]
+        score = client.read_deployment_by_name("score-names/daily")
+    assert queue.concurrency_limit == 1
+    assert {d.work_queue_name for d in trains} == {"training"}
+    assert score.work_queue_name == "default"
+    assert [s.schedule.cron for s in score.schedules] == ["0 6 * * *"]
+    assert score.schedules[0].schedule.timezone == "UTC"
