@@ -55,3 +55,46 @@ class BucketBatches:
         labels = bucket["labels"][rows]
         labels = labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(np.float32)
         return torch.from_numpy(tokens), torch.from_numpy(lengths), torch.from_numpy(labels)
+
+
+class RankBatches:
+    """One process's share of a BucketBatches epoch under DDP.
+
+    All ranks build the same global plan from (seed, epoch). While the number of batches does not divide
+    by the world size, the largest batch is split in two (halves stay within one bucket), so every rank
+    gets the same number of batches and together the ranks see every row of the epoch exactly once:
+    the remainder is neither dropped nor repeated. Rank r takes batches r, r + W, r + 2W, ...
+    """
+
+    def __init__(self, base: BucketBatches, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if base.num_rows < world_size:
+            raise ValueError(f"{base.num_rows} training rows cannot be shared by {world_size} processes")
+        self.base, self.rank, self.world_size = base, rank, world_size
+
+    def global_plan(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        plan = list(self.base.plan(epoch))
+        while len(plan) % self.world_size:
+            i = max(range(len(plan)), key=lambda j: len(plan[j][1]))  # the largest (first on ties)
+            b, rows = plan[i]
+            half = len(rows) // 2
+            plan[i : i + 1] = [(b, rows[:half]), (b, rows[half:])]
+        return plan
+
+    def plan(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        return self.global_plan(epoch)[self.rank :: self.world_size]
+
+    @property
+    def num_rows(self) -> int:
+        return self.base.num_rows  # rows per epoch over all ranks
+
+    def labels(self) -> np.ndarray:
+        return self.base.labels()
+
+    def __len__(self) -> int:
+        return len(self.plan(0))
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        for b, rows in self.plan(epoch):
+            yield self.base.batch(b, rows)

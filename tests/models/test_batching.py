@@ -52,3 +52,44 @@ def test_train_config_and_device_errors_name_the_flag():
 def test_class_weights_are_inverse_frequency():
     weights = class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_rank_batches_are_disjoint_equal_in_number_and_cover_the_epoch(world):
+    from models.batching import RankBatches
+
+    rng = np.random.default_rng(0)
+    buckets = []
+    for length, n in ((3, 37), (5, 20), (9, 11)):  # 68 rows; 64-batches leave an odd remainder
+        buckets.append(
+            {
+                "tokens": rng.integers(1, 9, size=(n, length)),
+                "lengths": np.full(n, length),
+                "labels": rng.integers(0, 2, size=n),
+            }
+        )
+    base = BucketBatches(buckets, batch_size=8, shuffle=True, seed=3)
+    for epoch in (1, 2):
+        ranks = [RankBatches(base, r, world) for r in range(world)]
+        plans = [rb.plan(epoch) for rb in ranks]
+        assert len({len(p) for p in plans}) == 1  # same number of batches on every rank
+        seen = [(b, int(i)) for p in plans for b, rows in p for i in rows]
+        assert len(seen) == len(set(seen)) == base.num_rows  # disjoint, and every row once
+        assert all(len(rows) > 0 for p in plans for _, rows in p)
+        again = [RankBatches(base, r, world).plan(epoch) for r in range(world)]
+        assert [as_lists(p) for p in plans] == [as_lists(p) for p in again]  # deterministic
+    assert as_lists(ranks[0].plan(1)) != as_lists(ranks[0].plan(2))
+
+
+def as_lists(plan):
+    return [(b, rows.tolist()) for b, rows in plan]
+
+
+def test_rank_batches_reject_more_processes_than_rows():
+    from models.batching import RankBatches
+
+    base = BucketBatches(
+        [{"tokens": np.ones((1, 2)), "lengths": np.array([2]), "labels": np.array([0])}], 4, False
+    )
+    with pytest.raises(ValueError, match="cannot be shared by 2 processes"):
+        RankBatches(base, 0, 2)
