@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from models.batching import BucketBatches
+from models import checkpoint
+from models.batching import BucketBatches, RankBatches
+from models.distributed import DistInfo, barrier, gather_across, sum_across
 from models.rnn_classifier import RNNClassifier
 
 log = logging.getLogger("rnnflow.train")
@@ -30,6 +35,8 @@ class TrainConfig:
     class_weighting: bool = False  # weight the loss by inverse training-class frequency
     device: str = "auto"
     seed: int = 0
+    amp: bool = True  # CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler
+    pin_memory: bool = True  # CUDA only: page-locked batches, copied without blocking
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -66,18 +73,21 @@ class FitResult:
     best_value: float | None = None  # the objective's metric at best_epoch
     best_state: dict | None = None
     stopped_early: bool = False
-    samples_per_s: float = 0.0
+    samples_per_s: float = 0.0  # all ranks together
+    samples_per_s_per_rank: list[float] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """auto: CUDA if present; under DDP each process takes the GPU of its local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"--device cuda was asked for, but torch {torch.__version__} sees no CUDA device; "
             "use --device auto or --device cpu"
         )
-    return torch.device(name)
+    return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -127,45 +137,148 @@ def fit(
     objective: Objective,
     on_epoch: Callable[[dict], None] | None = None,
     loss_kwargs: dict | None = None,
+    dist: DistInfo | None = None,
+    checkpoints: Path | None = None,
+    resume: bool = False,
+    extra_state: dict | None = None,
 ) -> FitResult:
     """Train; keep the state with the best validation metric (ties: the earlier epoch).
 
     The model's forward is `model(inputs, lengths, targets, **loss_kwargs) -> (outputs, loss)`.
+    Under DDP (dist.world_size > 1) each rank trains on its RankBatches share and the gradients are
+    averaged; every rank evaluates the full validation split, so all reach the same early-stop decision;
+    only rank 0 calls on_epoch and writes checkpoints. With `checkpoints`, each epoch is saved there,
+    and `resume` continues from the newest one (extra_state is saved with it and returned in history).
     """
-    device = resolve_device(cfg.device)
+    dist = dist or DistInfo()
+    device = resolve_device(cfg.device, dist.local_rank)
     model.to(device)
+    net = _wrap(model, dist, device)
+    batches = RankBatches(train, dist.rank, dist.world_size) if dist.active else train
     loss_kwargs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_kwargs or {}).items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    result, seen, started = FitResult(objective.metric), 0, time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        t0, loss_sum = time.perf_counter(), 0.0
-        for inputs, lengths, y in train.epoch(epoch):
-            inputs, lengths, y = inputs.to(device), lengths.to(device), y.to(device)
-            _, loss = model(inputs, lengths, y, **loss_kwargs)
+    amp = Amp(cfg, device)
+    result, first = FitResult(objective.metric), 1
+    if resume:
+        first = _restore(checkpoints, model, opt, amp, result)
+    seen, busy = 0, 0.0
+    for epoch in range(first, cfg.epochs + 1):
+        net.train()
+        t0, loss_sum, rows = time.perf_counter(), 0.0, 0
+        for inputs, lengths, y in batches.epoch(epoch):
+            inputs, lengths, y = (_to(t, device, cfg.pin_memory) for t in (inputs, lengths, y))
+            with amp.autocast():
+                _, loss = net(inputs, lengths, y, **loss_kwargs)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            amp.backward_and_step(loss, opt, model.parameters(), cfg.grad_clip)
             loss_sum += float(loss.detach()) * len(y)
-        seen += train.num_rows
-        row = {"epoch": epoch, "train_loss": loss_sum / max(train.num_rows, 1)}
+            rows += len(y)
+        train_seconds = time.perf_counter() - t0
+        loss_sum, all_rows = sum_across([loss_sum, rows], dist)
+        seen, busy = seen + all_rows, busy + train_seconds
+        rank_rates = gather_across(rows / max(train_seconds, 1e-9), dist)
+        row = {"epoch": epoch, "train_loss": loss_sum / max(all_rows, 1)}
         row |= objective.evaluate(model, val, device)
         row["epoch_seconds"] = time.perf_counter() - t0
+        row["train_samples_per_s"] = all_rows / max(train_seconds, 1e-9)
         result.history.append(row)
+        result.samples_per_s_per_rank = rank_rates
         shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "epoch_seconds"))
         log.info("epoch %d/%d  %s | %.1fs", epoch, cfg.epochs, shown, row["epoch_seconds"])
-        if on_epoch:
+        if on_epoch and dist.is_main:
             on_epoch(row)
-        if objective.better(row[objective.metric], result.best_value):
+        improved = objective.better(row[objective.metric], result.best_value)
+        if improved:
             result.best_epoch, result.best_value = epoch, row[objective.metric]
             result.best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
-        elif epoch - result.best_epoch >= cfg.patience:
+        if checkpoints is not None and dist.is_main:
+            _save(checkpoints, epoch, model, opt, amp, result, extra_state)
+        barrier(dist)
+        fault_injection(dist, epoch)
+        if not improved and epoch - result.best_epoch >= cfg.patience:
             result.stopped_early = True
             log.info("early stop: no better %s for %d epochs", objective.metric, cfg.patience)
             break
-    result.samples_per_s = seen / max(time.perf_counter() - started, 1e-9)
+    result.samples_per_s = seen / max(busy, 1e-9)
     if result.best_state is not None:
         model.load_state_dict(result.best_state)
     return result
+
+
+def _wrap(model: torch.nn.Module, dist: DistInfo, device: torch.device) -> torch.nn.Module:
+    if not dist.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _to(t: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
+    if device.type == "cuda" and pin:
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+class Amp:
+    """Mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler); plain fp32 elsewhere."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+        self.enabled = cfg.amp and device.type == "cuda"
+        bf16 = self.enabled and torch.cuda.is_bf16_supported()
+        self.dtype = torch.bfloat16 if bf16 else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and not bf16)
+
+    def autocast(self):
+        return torch.autocast("cuda", dtype=self.dtype, enabled=self.enabled)
+
+    def backward_and_step(self, loss, opt, params, grad_clip: float) -> None:
+        self.scaler.scale(loss).backward()
+        if grad_clip:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+
+def _save(folder, epoch, model, opt, amp, result: FitResult, extra_state) -> None:
+    state = {
+        "epoch": epoch,  # the sampler's plan is a function of (seed, epoch): the next epoch is epoch + 1
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": None,  # constant learning rate: no scheduler state to keep
+        "grad_scaler": amp.scaler.state_dict(),
+        "rng": checkpoint.rng_state(),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_value": result.best_value,
+        "best_state": result.best_state,
+        "extra": extra_state or {},
+    }
+    checkpoint.save(state, folder, epoch)
+
+
+def _restore(folder, model, opt, amp, result: FitResult) -> int:
+    path = checkpoint.latest(folder) if folder is not None else None
+    if path is None:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint under {folder}; start the training without --resume"
+        )
+    state = checkpoint.load(path)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    amp.scaler.load_state_dict(state["grad_scaler"])
+    checkpoint.set_rng_state(state["rng"])
+    result.history = list(state["history"])
+    result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+    result.best_state = state["best_state"]
+    result.resumed_from_epoch = state["epoch"]
+    log.info("resumed from %s (epoch %d done)", path, state["epoch"])
+    return state["epoch"] + 1
+
+
+def fault_injection(dist: DistInfo, epoch: int) -> None:
+    """Tests of failure handling: RNNFLOW_FAULT=<rank>:<epoch> kills that rank after that epoch."""
+    spec = os.environ.get("RNNFLOW_FAULT")
+    if spec and spec == f"{dist.rank}:{epoch}":
+        log.error("RNNFLOW_FAULT: killing rank %d after epoch %d", dist.rank, epoch)
+        os.kill(os.getpid(), signal.SIGKILL)

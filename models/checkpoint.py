@@ -1,0 +1,80 @@
+"""Per-epoch training checkpoints (model, optimizer, scheduler, sampler epoch, RNG states, history).
+
+Each is written aside and renamed into place, so a crash mid-write never corrupts the last good one;
+they load with torch.load(weights_only=True), so a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+NAME = re.compile(r"^epoch-(\d{4})\.pt$")
+KEEP = 2  # the newest two, in case the newest is from a run that changed its mind
+
+
+def rng_state() -> dict:
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss},
+        "numpy_cached": float(cached),
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], state["numpy_cached"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(state: dict, folder: Path, epoch: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"epoch-{epoch:04d}.pt"
+    tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in all_checkpoints(folder)[:-KEEP]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def all_checkpoints(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if NAME.match(p.name))
+
+
+def latest(folder: Path) -> Path | None:
+    found = all_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def clear(folder: Path) -> None:
+    """A new (not resumed) training starts without the last one's checkpoints."""
+    for path in all_checkpoints(folder):
+        path.unlink(missing_ok=True)
