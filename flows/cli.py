@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from models.launch import RankFailed
 from pipeline.kinds import KINDS
 
 EPILOG = """Storage: --data-root DIR (default ./data, or $RNNFLOW_DATA_ROOT) holds bronze/, quarantine/,
@@ -118,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
     )
+    g = p.add_argument_group("distributed (torch DDP via torchrun) and checkpoints")
+    g.add_argument("--nproc", type=int, default=1, help="processes on this node (1: train in-process)")
+    g.add_argument("--nnodes", type=int, default=1, help="nodes in the training (1)")
+    g.add_argument("--node-rank", type=int, default=0, help="this node's rank, 0..nnodes-1")
+    g.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of node 0 (needed with --nnodes > 1)")
+    g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    g.add_argument("--no-amp", dest="amp", action="store_false", help="CUDA: no mixed precision")
+    g.add_argument("--no-pin-memory", dest="pin_memory", action="store_false", help="CUDA: no pinned batches")
 
     p = sub.add_parser(
         "score",
@@ -182,6 +191,13 @@ def run(args: argparse.Namespace) -> dict:
             device=args.device,
             seed=args.seed,
             model_options=model_options,
+            nproc=args.nproc,
+            nnodes=args.nnodes,
+            node_rank=args.node_rank,
+            rdzv_endpoint=args.rdzv_endpoint,
+            resume=args.resume,
+            amp=args.amp,
+            pin_memory=args.pin_memory,
         )
     if args.command == "score":
         return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
@@ -206,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RNNFLOW_DATA_ROOT"] = args.data_root
     try:
         result = run(args)
-    except (ValueError, LookupError, FileNotFoundError) as err:
+    except (ValueError, LookupError, FileNotFoundError, RankFailed) as err:
         print(f"rnnflow {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.command != "demo":

@@ -10,9 +10,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts
-from models import scoring, tracking
-from models.classifier_job import train_text_classifier
-from models.price_job import train_price_forecaster
+from models import jobs, scoring, tracking
+from models.launch import torchrun
+from models.run_scope import Launch
 from models.train import TrainConfig
 from pipeline import io
 from pipeline.features import FeatureConfig, build_features
@@ -23,7 +23,6 @@ from pipeline.predictions import assemble, parse_ds, with_lineage, write_partiti
 from pipeline.price_features import PriceFeatureConfig, build_price_features, load_bars
 
 BUILDERS = {"text": build_features, "prices": build_price_features}
-TRAINERS = {"text": train_text_classifier, "prices": train_price_forecaster}
 
 
 @task(cache_policy=NO_CACHE)
@@ -41,9 +40,22 @@ def build_feature_set(kind: str, data_root: str | None, cfg) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_options: dict) -> dict:
-    spec = get_kind(kind)
-    return TRAINERS[spec.family](spec, Layout.of(kind, data_root), cfg, model_options).as_dict()
+def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_options: dict, ddp: dict) -> dict:
+    """In this process when one process on one node, else torchrun as a child whose ranks log here."""
+    if ddp["nproc"] == 1 and ddp["nnodes"] == 1:
+        return jobs.train(kind, data_root, cfg, model_options, Launch(resume=ddp["resume"]))
+    spec = {
+        "kind": kind,
+        "data_root": str(Layout.of(kind, data_root).root),
+        "train": cfg.to_dict(),
+        "model_options": model_options,
+        "resume": ddp["resume"],
+    }
+    logger = get_run_logger()
+    report = torchrun(
+        spec, ddp["nproc"], ddp["nnodes"], ddp["node_rank"], ddp["rdzv_endpoint"], log=logger.info
+    )
+    return report or {"kind": kind, "node_rank": ddp["node_rank"], "note": "rank 0's node reports"}
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -154,8 +166,20 @@ def train_flow(
     device: str = "auto",
     seed: int = 0,
     model_options: dict | None = None,
+    nproc: int = 1,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    resume: bool = False,
+    amp: bool = True,
+    pin_memory: bool = True,
 ) -> dict:
-    """Train on the latest features, log to MLflow, register; `champion` moves only on improvement."""
+    """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
+
+    nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
+    flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
+    the last complete checkpoint of the interrupted training.
+    """
     cfg = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -164,9 +188,13 @@ def train_flow(
         class_weighting=class_weighting,
         device=device,
         seed=seed,
+        amp=amp,
+        pin_memory=pin_memory,
     )
-    report = train_model(kind, data_root, cfg, model_options or {})
-    artifacts.train_table(kind, report)
+    ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
+    report = train_model(kind, data_root, cfg, model_options or {}, ddp | {"resume": resume})
+    if "run_id" in report:
+        artifacts.train_table(kind, report)
     return report
 
 

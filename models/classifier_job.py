@@ -11,11 +11,12 @@ from pathlib import Path
 
 import mlflow
 
-from models import descriptions, plots, scoring, tracking
+from models import checkpoint, descriptions, plots, scoring, tracking
 from models.batching import BucketBatches
 from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
 from models.packaging import log_text_classifier
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
+from models.run_scope import Launch, training_run
 from models.train import (
     TrainConfig,
     class_weights,
@@ -54,8 +55,14 @@ class TrainReport(tracking.RegisteredRun):
 
 
 def train_text_classifier(
-    kind: TextKind, layout: Layout, cfg: TrainConfig, model_options: dict | None = None
-) -> TrainReport:
+    kind: TextKind,
+    layout: Layout,
+    cfg: TrainConfig,
+    model_options: dict | None = None,
+    launch: Launch | None = None,
+) -> TrainReport | None:
+    """-> the report on rank 0 (or without DDP); None on the other ranks."""
+    launch = launch or Launch()
     folder, manifest = latest_features(layout)
     tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
     labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
@@ -73,7 +80,7 @@ def train_text_classifier(
         vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **(model_options or {})
     )
     model = RNNClassifier(model_cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, launch.dist.local_rank)
     log.info(
         "training %s on %s: %s train / %s val / %s test rows, %d classes, %d batches per epoch",
         kind.name,
@@ -85,13 +92,10 @@ def train_text_classifier(
         len(train),
     )
 
-    uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
-    experiment = tracking.experiment_id(f"rnnflow-{kind.name}", layout.mlflow_artifacts)
-    tags = tracking.feature_tags(kind.name, manifest)
-    with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
-        mlflow.log_params({f"train.{k}": v for k, v in cfg.to_dict().items()})
-        mlflow.log_params({f"model.{k}": v for k, v in model_cfg.to_dict().items()})
-        mlflow.log_params({"device": str(device), "train_rows": train.num_rows})
+    params = {f"train.{k}": v for k, v in cfg.to_dict().items()}
+    params |= {f"model.{k}": v for k, v in model_cfg.to_dict().items()}
+    params |= {"device": str(device), "train_rows": train.num_rows}
+    with training_run(kind.name, layout, manifest, launch, params) as scope:
         weights = class_weights(train.labels(), len(labels)) if cfg.class_weighting else None
         result = fit(
             model,
@@ -99,11 +103,16 @@ def train_text_classifier(
             val,
             cfg,
             classification_objective(),
-            on_epoch=lambda row: mlflow.log_metrics(
-                {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]
-            ),
+            on_epoch=scope.log_epoch,
             loss_kwargs={"class_weights": weights},
+            dist=launch.dist,
+            checkpoints=scope.checkpoints,
+            resume=launch.resume,
+            extra_state=scope.extra_state,
         )
+        if scope.run is None:
+            return None
+        run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
         probs, y_test, test_loss = predict(model, test, device)
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         baseline = majority_baseline(train.labels(), y_test, len(labels))
@@ -118,6 +127,7 @@ def train_text_classifier(
                 "baseline_test_accuracy": baseline["accuracy"],
                 "baseline_test_macro_f1": baseline["macro_f1"],
                 "train_samples_per_s": result.samples_per_s,
+                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
                 **{k: v for k, v in binary.items() if v is not None},
             }
         )
@@ -150,6 +160,7 @@ def train_text_classifier(
                 ),
             ),
         )
+    checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
     log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return TrainReport(
         kind=kind.name,

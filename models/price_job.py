@@ -14,12 +14,13 @@ import pandas as pd
 import polars as pl
 import torch
 
-from models import descriptions, plots, tracking
+from models import checkpoint, descriptions, plots, tracking
 from models.batching import BucketBatches
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
 from models.price_pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
 from models.rnn_regressor import RNNRegressor, RNNRegressorConfig
+from models.run_scope import Launch, training_run
 from models.train import Objective, TrainConfig, fit, resolve_device, seed_everything
 from pipeline.features import latest_features
 from pipeline.kinds import PriceKind
@@ -105,8 +106,14 @@ def rmse_objective(val: Windows) -> Objective:
 
 
 def train_price_forecaster(
-    kind: PriceKind, layout: Layout, cfg: TrainConfig, model_options: dict | None = None
-) -> PriceTrainReport:
+    kind: PriceKind,
+    layout: Layout,
+    cfg: TrainConfig,
+    model_options: dict | None = None,
+    launch: Launch | None = None,
+) -> PriceTrainReport | None:
+    """-> the report on rank 0 (or without DDP); None on the other ranks."""
+    launch = launch or Launch()
     folder, manifest = latest_features(layout)
     lookback, scaler = manifest["lookback"], manifest["scaler"]
     seed_everything(cfg.seed)
@@ -117,7 +124,7 @@ def train_price_forecaster(
             "ingest more history or lower --lookback"
         )
     model_cfg = RNNRegressorConfig(input_size=len(BARS), **check_options(model_options or {}))
-    model, device = RNNRegressor(model_cfg), resolve_device(cfg.device)
+    model, device = RNNRegressor(model_cfg), resolve_device(cfg.device, launch.dist.local_rank)
     log.info(
         "training prices on %s: %s / %s / %s train/val/test windows of %d days, target %s",
         device,
@@ -127,31 +134,26 @@ def train_price_forecaster(
         lookback,
         scaler["target"],
     )
-    uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
-    experiment = tracking.experiment_id(f"rnnflow-{kind.name}", layout.mlflow_artifacts)
-    tags = tracking.feature_tags(kind.name, manifest)
-    with mlflow.start_run(experiment_id=experiment, tags=tags) as run:
-        mlflow.log_params({f"train.{k}": v for k, v in cfg.to_dict().items()})
-        mlflow.log_params({f"model.{k}": v for k, v in model_cfg.to_dict().items()})
-        mlflow.log_params(
-            {
-                "device": str(device),
-                "train_rows": len(train.raw),
-                "lookback": lookback,
-                "target": scaler["target"],
-                **manifest["split_dates"],
-            }
-        )
+    params = {f"train.{k}": v for k, v in cfg.to_dict().items()}
+    params |= {f"model.{k}": v for k, v in model_cfg.to_dict().items()}
+    params |= {"device": str(device), "train_rows": len(train.raw), "lookback": lookback}
+    params |= {"target": scaler["target"], **manifest["split_dates"]}
+    with training_run(kind.name, layout, manifest, launch, params) as scope:
         result = fit(
             model,
             train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
             val.batches(EVAL_BATCH, shuffle=False),
             cfg,
             rmse_objective(val),
-            on_epoch=lambda row: mlflow.log_metrics(
-                {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]
-            ),
+            on_epoch=scope.log_epoch,
+            dist=launch.dist,
+            checkpoints=scope.checkpoints,
+            resume=launch.resume,
+            extra_state=scope.extra_state,
         )
+        if scope.run is None:
+            return None
+        run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
         forecast, _ = test.forecast(model, device)
         ours = regression_metrics(test.actual, forecast, test.last)
         naive = regression_metrics(test.actual, test.last, test.last)
@@ -161,6 +163,7 @@ def train_price_forecaster(
                 CHAMPION_METRIC: result.best_value,
                 "best_epoch": result.best_epoch,
                 "train_samples_per_s": result.samples_per_s,
+                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
             }
             | {f"test_{k}": v for k, v in ours.items()}
             | {f"persistence_test_{k}": v for k, v in naive.items()}
@@ -199,6 +202,7 @@ def train_price_forecaster(
                 ),
             ),
         )
+    checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
     log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
     return PriceTrainReport(
         kind=kind.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import random
@@ -163,6 +164,7 @@ def fit(
         first = _restore(checkpoints, model, opt, amp, result)
     seen, busy = 0, 0.0
     for epoch in range(first, cfg.epochs + 1):
+        trace_plan(batches, dist, epoch)
         net.train()
         t0, loss_sum, rows = time.perf_counter(), 0.0, 0
         for inputs, lengths, y in batches.epoch(epoch):
@@ -274,6 +276,15 @@ def _restore(folder, model, opt, amp, result: FitResult) -> int:
     result.resumed_from_epoch = state["epoch"]
     log.info("resumed from %s (epoch %d done)", path, state["epoch"])
     return state["epoch"] + 1
+
+
+def trace_plan(batches, dist: DistInfo, epoch: int) -> None:
+    """RNNFLOW_TRACE_BATCHES=<dir>: each rank writes the (bucket, rows) of its batches per epoch as JSON."""
+    folder = os.environ.get("RNNFLOW_TRACE_BATCHES")
+    if folder:
+        plan = [[int(b), rows.tolist()] for b, rows in batches.plan(epoch)]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"rank{dist.rank}-epoch{epoch}.json").write_text(json.dumps(plan))
 
 
 def fault_injection(dist: DistInfo, epoch: int) -> None:

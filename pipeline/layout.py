@@ -46,6 +46,10 @@ class Layout:
     def incoming(self) -> Path:  # where the demo drops unlabelled data to score
         return self.root / "incoming" / self.kind
 
+    @property
+    def checkpoints(self) -> Path:  # epoch-NNNN.pt of the current training, for --resume
+        return self.root / "checkpoints" / self.kind
+
     def prediction_partition(self, ds: str) -> Path:
         return self.predictions / f"ds={ds}"
 

@@ -1,0 +1,72 @@
+"""The MLflow run and checkpoint folder of one training, shared by every job and every DDP rank.
+
+Rank 0 alone opens the MLflow run (one run per training, never one per rank) and writes checkpoints;
+a resumed training continues the MLflow run its checkpoint names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+
+from models import checkpoint, tracking
+from models.distributed import DistInfo, barrier
+from pipeline.layout import Layout
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How this process takes part in a training: its DDP rank (if any) and whether it resumes."""
+
+    dist: DistInfo = field(default_factory=DistInfo)
+    resume: bool = False
+
+
+@dataclass
+class Scope:
+    checkpoints: Path
+    run: mlflow.ActiveRun | None = None  # None on ranks other than 0
+    tracking_uri: str = ""
+    experiment_id: str = ""
+    tags: dict = field(default_factory=dict)
+
+    @property
+    def extra_state(self) -> dict:  # saved in every checkpoint
+        return {"mlflow_run_id": self.run.info.run_id} if self.run else {}
+
+    def log_epoch(self, row: dict) -> None:
+        mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+
+@contextmanager
+def training_run(kind: str, layout: Layout, manifest: dict, launch: Launch, params: dict) -> Iterator[Scope]:
+    folder = layout.checkpoints
+    if launch.dist.is_main and not launch.resume:
+        checkpoint.clear(folder)  # a new training: the previous one's checkpoints are not resumable
+    barrier(launch.dist)
+    if not launch.dist.is_main:
+        yield Scope(folder)
+        return
+    uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    experiment = tracking.experiment_id(f"rnnflow-{kind}", layout.mlflow_artifacts)
+    tags = tracking.feature_tags(kind, manifest)
+    run_id = resumed_run_id(folder) if launch.resume else None
+    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment, tags=tags) as run:
+        if run_id is None:
+            mlflow.log_params(params | {"world_size": launch.dist.world_size})
+        else:
+            mlflow.set_tag("resumed", "true")
+        yield Scope(folder, run, uri, experiment, tags)
+
+
+def resumed_run_id(folder: Path) -> str | None:
+    path = checkpoint.latest(folder)
+    if path is None:
+        raise FileNotFoundError(
+            f"--resume: no checkpoint under {folder}; start the training without --resume"
+        )
+    return checkpoint.load(path)["extra"].get("mlflow_run_id")
