@@ -81,6 +81,8 @@ def test_a_killed_rank_fails_the_task_by_name_and_resume_finishes(tmp_path, pref
     with pytest.raises(RankFailed, match=r"rank 1 ended with exit code -9 \(killed by SIGKILL\)") as failed:
         train_flow("names", str(root), nproc=2, **RECIPE)
     assert any("epoch 2/6" in line for line in failed.value.last_lines)
+    leftover = subprocess.run(["pgrep", "-f", "models.ddp_worker"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "rank processes outlived the failed task"
     checkpoints = sorted(p.name for p in Layout.of("names", root).checkpoints.iterdir())
     assert checkpoints == ["epoch-0001.pt", "epoch-0002.pt"]
     assert not any(p.name.endswith(".tmp") for p in Layout.of("names", root).checkpoints.iterdir())
