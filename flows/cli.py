@@ -180,25 +180,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "train":
         names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
         model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-        return kind_flows.train_flow(
-            args.kind,
-            root,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            patience=args.patience,
-            class_weighting=args.class_weighting,
-            device=args.device,
-            seed=args.seed,
-            model_options=model_options,
-            nproc=args.nproc,
-            nnodes=args.nnodes,
-            node_rank=args.node_rank,
-            rdzv_endpoint=args.rdzv_endpoint,
-            resume=args.resume,
-            amp=args.amp,
-            pin_memory=args.pin_memory,
-        )
+        flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
+        flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory")
+        settings = {n: getattr(args, n) for n in flags}
+        return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":
         return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
