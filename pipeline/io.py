@@ -62,7 +62,12 @@ def read_source(
     if frame is None or frame.width == 0:
         raise SourceError(f"{path}: file is empty; expected a header with {list(kind.required_columns)}")
     given = {kind.text_col: ("text_col", text_col), kind.label_col: ("label_col", label_col)}
-    return _select_kind_columns(frame, path, kind, {k: v for k, v in given.items() if v[1]})
+    selected = _select_kind_columns(frame, path, kind, {k: v for k, v in given.items() if v[1]})
+    if suffix in (".jsonl", ".ndjson"):  # source_row = the record's line in the file (blank lines skipped)
+        lines = [i for i, line in enumerate(text.split("\n"), start=1) if line.strip()]
+        if len(lines) == selected.height:
+            selected = selected.with_columns(pl.Series("source_row", lines, dtype=pl.Int64))
+    return selected
 
 
 def _read_delimited(path: Path) -> pl.DataFrame:

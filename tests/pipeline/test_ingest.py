@@ -75,6 +75,15 @@ def test_parquet_and_jsonl_sources(tmp_path, data_root):
     assert set(report.per_source) == {str(pq), str(jsonl)}
 
 
+def test_jsonl_source_row_is_the_line_number_even_after_blank_lines(tmp_path, data_root):
+    jsonl = tmp_path / "gaps.jsonl"
+    records = [{"surname": "Schmidt", "nationality": "German"}, {"surname": "", "nationality": "German"}]
+    jsonl.write_text("\n" + json.dumps(records[0]) + "\n\n\n" + json.dumps(records[1]) + "\n")
+    report = ingest([str(jsonl)], NAMES, layout(data_root))
+    assert pl.read_parquet(report.bronze_path)["source_row"].to_list() == [2]
+    assert pl.read_parquet(report.quarantine_path)["source_row"].to_list() == [5]  # the empty surname
+
+
 def test_bad_rows_are_quarantined_with_reasons_and_rows_are_conserved(tmp_path, data_root):
     csv = tmp_path / "bad.csv"
     rows = [
