@@ -19,12 +19,16 @@ def parse_date(col: str) -> pl.Expr:
     return pl.coalesce([text.str.strptime(pl.Date, fmt, strict=False) for fmt in DATE_FORMATS])
 
 
+GROUPED = r"^\d{1,3}(,\d{3})+(\.\d+)?$"  # 1,234,567.5: commas only as whole thousands groups
+
+
 def parse_number(col: str) -> pl.Expr:
-    """'1,234.5' / ' $12.30 ' -> float; anything else (e.g. '12,5') -> null, kept raw for quarantine."""
-    thousands = r"(\d),(\d{3})"  # two passes: 1,234,567 -> 1234,567 -> 1234567
+    """'1,234.5' / ' $12.30 ' -> float; anything else ('12,5', '1,2345', 'NaN', 'inf') -> null, so the
+    raw value goes to quarantine as unparseable_number."""
     text = pl.col(col).str.strip_chars().str.replace(r"^\$", "")
-    text = text.str.replace_all(thousands, "${1}${2}").str.replace_all(thousands, "${1}${2}")
-    return text.cast(pl.Float64, strict=False)
+    text = pl.when(text.str.contains(GROUPED)).then(text.str.replace_all(",", "")).otherwise(text)
+    number = text.cast(pl.Float64, strict=False)
+    return pl.when(number.is_finite()).then(number).otherwise(pl.lit(None, dtype=pl.Float64))
 
 
 def _blank(col: str) -> pl.Expr:
@@ -54,6 +58,8 @@ def reason() -> pl.Expr:
         .then(pl.lit("high_below_low"))
         .when((c < low) | (c > h))
         .then(pl.lit("close_outside_range"))
+        .when((pl.col("open") < low) | (pl.col("open") > h))
+        .then(pl.lit("open_outside_range"))
         .when(v < 0)
         .then(pl.lit("negative_volume"))
         .otherwise(pl.lit(None, dtype=pl.String))

@@ -92,6 +92,10 @@ def test_each_bad_bar_is_quarantined_with_its_reason_and_rows_are_conserved(tmp_
         "2021-01-12,10,12,9,13,100,",  # close_outside_range
         "2021-01-13,10,12,9,11,-5,",  # negative_volume
         '01/14/2021,10,12,9,11,"1,200",',  # ok: US date, thousands separator
+        "2021-01-15,10,12,9,11,NaN,",  # unparseable_number: not a finite number
+        "2021-01-18,inf,12,9,11,100,",  # unparseable_number
+        '2021-01-19,"1,2345",12,9,11,100,',  # unparseable_number: not thousands groups
+        "2021-01-20,13,12,9,11,100,",  # open_outside_range
     ]
     path = tmp_path / "XYZ.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n")
@@ -105,11 +109,17 @@ def test_each_bad_bar_is_quarantined_with_its_reason_and_rows_are_conserved(tmp_
         "missing_value": 1,
         "negative_volume": 1,
         "non_positive_price": 1,
+        "open_outside_range": 1,
         "unparseable_date": 1,
-        "unparseable_number": 1,
+        "unparseable_number": 4,
     }
     bad = pl.read_parquet(report.quarantine_path)
-    assert bad.filter(pl.col("reason") == "unparseable_number")["open"].to_list() == ["ten"]  # raw kept
+    assert bad.filter(pl.col("reason") == "unparseable_number")["open"].to_list() == [
+        "ten",
+        "10",
+        "inf",
+        "1,2345",
+    ]
     assert bad.filter(pl.col("reason") == "duplicate")["source_row"].to_list() == [3]
     good = pl.read_parquet(report.bronze_path)
     assert good.filter(pl.col("date") == date(2021, 1, 14))["volume"].to_list() == [1200.0]
