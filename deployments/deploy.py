@@ -67,7 +67,8 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
                 f"flows/operate.py:score_{kind}",
                 "daily",
                 f"Score {kind} for the scheduled date (ds) with {spec.model_name}@champion.",
-                {**common, "timezone": timezone},
+                # prices forecast today from yesterday's close: ds = the scheduled date - 1
+                {**common, "timezone": timezone, "days_back": 1 if spec.family == "prices" else 0},
                 cron=SCORE_CRON,
                 tags=(kind, "score"),
             ),

@@ -39,8 +39,13 @@ def input_partition(kind: str, ds: str, data_root: str | None) -> str | None:
 
 def _day_run_name() -> str:
     """score-<kind>-<ds>, with ds as the run will resolve it (given, or the scheduled date)."""
-    params = flow_run.parameters
-    return f"score-{params['kind']}-{params.get('ds') or scheduled_date(params.get('timezone') or 'UTC')}"
+    p = flow_run.parameters
+    if p.get("ds"):
+        return f"score-{p['kind']}-{p['ds']}"
+    day = date.fromisoformat(scheduled_date(p.get("timezone") or "UTC")) - timedelta(
+        days=p.get("days_back") or 0
+    )
+    return f"score-{p['kind']}-{day.isoformat()}"
 
 
 @flow(name="score-day", flow_run_name=_day_run_name, log_prints=True)
@@ -50,14 +55,19 @@ def score_day(
     model_uri: str | None = None,
     data_root: str | None = None,
     timezone: str = "UTC",
+    days_back: int = 0,
 ):
     """Score one day into predictions/<kind>/ds=<ds>/ (replaced, never appended).
 
-    ds defaults to the scheduled date. A text kind whose incoming/<kind>/ds=<ds>/ folder is missing or
+    ds defaults to the scheduled date minus days_back (prices deploy with 1: a 06:00 run forecasts
+    today from yesterday's close, the last bar there is then, whether the run is on time or late).
+    A text kind whose incoming/<kind>/ds=<ds>/ folder is missing or
     holds no Parquet file is skipped: the run ends in a Completed state named "Skipped" that says which
     folder it expected, and no partition is written (an empty one would pass for "scored, 0 rows").
     """
-    ds = parse_ds(ds) if ds else scheduled_date(timezone)
+    if ds is None:
+        ds = (date.fromisoformat(scheduled_date(timezone)) - timedelta(days=days_back)).isoformat()
+    ds = parse_ds(ds)
     source = input_partition(kind, ds, data_root)
     if source is not None and not _has_parquet(source):
         reason = f"no input partition: expected Parquet files under {source}"

@@ -78,6 +78,11 @@ class RankBatches:
         while len(plan) % self.world_size:
             i = max(range(len(plan)), key=lambda j: len(plan[j][1]))  # the largest (first on ties)
             b, rows = plan[i]
+            if len(rows) < 2:
+                raise ValueError(
+                    f"{self.base.num_rows} rows in {len(plan)} single-row batches cannot be shared evenly by "
+                    f"{self.world_size} processes; use fewer processes or a larger --batch-size"
+                )
             half = len(rows) // 2
             plan[i : i + 1] = [(b, rows[:half]), (b, rows[half:])]
         return plan

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 from models.distributed import DistInfo, backend
@@ -30,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         force=True,
     )
     os.environ.setdefault("RNNFLOW_DATA_ROOT", spec["data_root"] or "")
-    dist.init_process_group(backend())
+    chosen = backend(spec["train"].get("device", "auto"))
+    if chosen == "nccl":
+        torch.cuda.set_device(info.local_rank)  # before any collective: each rank on its own GPU
+    dist.init_process_group(chosen)
     try:
         report = train(
             spec["kind"],

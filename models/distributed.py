@@ -33,15 +33,16 @@ class DistInfo:
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
 
-def backend() -> str:
-    return "nccl" if torch.cuda.is_available() else "gloo"
+def backend(device: str = "auto") -> str:
+    """nccl when the training runs on CUDA, gloo on CPU (also on a GPU host told --device cpu)."""
+    return "nccl" if device != "cpu" and torch.cuda.is_available() else "gloo"
 
 
 def sum_across(values: list[float], info: DistInfo) -> list[float]:
     """Element-wise sum over ranks (float64 on CPU under gloo, on the GPU under nccl)."""
     if not info.active:
         return values
-    device = torch.device("cuda", info.local_rank) if backend() == "nccl" else torch.device("cpu")
+    device = torch.device("cuda", info.local_rank) if dist.get_backend() == "nccl" else torch.device("cpu")
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.cpu().tolist()

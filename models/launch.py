@@ -35,6 +35,17 @@ class RankFailed(RuntimeError):
         super().__init__(f"DDP training failed: {who} ended with {code}; its last lines:\n{tail}")
 
 
+def check_gpus(device: str, nproc: int) -> None:
+    """On CUDA each local rank takes one GPU: refuse more processes than GPUs before starting any."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise ValueError(
+            f"--nproc {nproc} on CUDA needs {nproc} GPUs, this node has {torch.cuda.device_count()}; "
+            "lower --nproc or train on CPU with --device cpu"
+        )
+
+
 def command(spec_path: Path, nproc: int, nnodes: int, node_rank: int, rdzv_endpoint: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}"]
     if nnodes == 1 and rdzv_endpoint is None:
@@ -88,7 +99,13 @@ def _run(cmd: list[str], log: Callable[[str], None]):
     tails: dict[int, deque[str]] = {}
     tail: deque[str] = deque(maxlen=200)
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     try:
         for raw in proc.stdout:
@@ -101,6 +118,13 @@ def _run(cmd: list[str], log: Callable[[str], None]):
         return proc.wait(), tails, tail
     finally:
         _kill_group(proc)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the launcher dies, even by SIGKILL (torchrun then stops its ranks)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -34,9 +34,13 @@ class Scope:
     experiment_id: str = ""
     tags: dict = field(default_factory=dict)
 
+    features_version: str = ""
+    params: dict = field(default_factory=dict)
+
     @property
-    def extra_state(self) -> dict:  # saved in every checkpoint
-        return {"mlflow_run_id": self.run.info.run_id} if self.run else {}
+    def extra_state(self) -> dict:  # saved in every checkpoint; a resume must match it
+        run_id = self.run.info.run_id if self.run else None
+        return {"mlflow_run_id": run_id, "features_version": self.features_version, "params": self.params}
 
     def log_epoch(self, row: dict) -> None:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -54,19 +58,33 @@ def training_run(kind: str, layout: Layout, manifest: dict, launch: Launch, para
     uri = tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     experiment = tracking.experiment_id(f"rnnflow-{kind}", layout.mlflow_artifacts)
     tags = tracking.feature_tags(kind, manifest)
-    run_id = resumed_run_id(folder) if launch.resume else None
+    run_id = resumed_run_id(folder, manifest["version"], params) if launch.resume else None
     with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment, tags=tags) as run:
         if run_id is None:
             mlflow.log_params(params | {"world_size": launch.dist.world_size})
         else:
             mlflow.set_tag("resumed", "true")
-        yield Scope(folder, run, uri, experiment, tags)
+        yield Scope(folder, run, uri, experiment, tags, manifest["version"], params)
 
 
-def resumed_run_id(folder: Path) -> str | None:
+def resumed_run_id(folder: Path, features_version: str, params: dict) -> str | None:
+    """The MLflow run to continue, once the checkpoint is known to be this training's."""
     path = checkpoint.latest(folder)
     if path is None:
         raise FileNotFoundError(
             f"--resume: no checkpoint under {folder}; start the training without --resume"
         )
-    return checkpoint.load(path)["extra"].get("mlflow_run_id")
+    extra = checkpoint.load(path)["extra"]
+    if extra.get("features_version") != features_version:
+        raise ValueError(
+            f"--resume: {path.name} was trained on features {extra.get('features_version')}, the latest "
+            f"features are {features_version}; train anew without --resume"
+        )
+    saved = extra.get("params", {})
+    growable = ("train.epochs", "train.patience")  # a resume may train longer
+    changed = sorted(k for k in params if k in saved and saved[k] != params[k] and k not in growable)
+    if changed:
+        raise ValueError(
+            f"--resume: {path.name} was trained with other settings: {changed}; use the same ones"
+        )
+    return extra.get("mlflow_run_id")

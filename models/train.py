@@ -193,12 +193,12 @@ def fit(
         if improved:
             result.best_epoch, result.best_value = epoch, row[objective.metric]
             result.best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+        result.stopped_early = not improved and epoch - result.best_epoch >= cfg.patience
         if checkpoints is not None and dist.is_main:
             _save(checkpoints, epoch, model, opt, amp, result, extra_state)
         barrier(dist)
         fault_injection(dist, epoch)
-        if not improved and epoch - result.best_epoch >= cfg.patience:
-            result.stopped_early = True
+        if result.stopped_early:
             log.info("early stop: no better %s for %d epochs", objective.metric, cfg.patience)
             break
     result.samples_per_s = seen / max(busy, 1e-9)
@@ -254,6 +254,7 @@ def _save(folder, epoch, model, opt, amp, result: FitResult, extra_state) -> Non
         "best_epoch": result.best_epoch,
         "best_value": result.best_value,
         "best_state": result.best_state,
+        "stopped_early": result.stopped_early,
         "extra": extra_state or {},
     }
     checkpoint.save(state, folder, epoch)
@@ -268,14 +269,16 @@ def _restore(folder, model, opt, amp, result: FitResult) -> int:
     state = checkpoint.load(path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
-    amp.scaler.load_state_dict(state["grad_scaler"])
+    if state["grad_scaler"] and amp.scaler.is_enabled():  # empty when saved without fp16 scaling
+        amp.scaler.load_state_dict(state["grad_scaler"])
     checkpoint.set_rng_state(state["rng"])
     result.history = list(state["history"])
     result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
     result.best_state = state["best_state"]
     result.resumed_from_epoch = state["epoch"]
+    result.stopped_early = bool(state.get("stopped_early"))
     log.info("resumed from %s (epoch %d done)", path, state["epoch"])
-    return state["epoch"] + 1
+    return state["epoch"] + 1 if not result.stopped_early else 10**9  # an early stop stays stopped
 
 
 def trace_plan(batches, dist: DistInfo, epoch: int) -> None:

@@ -93,3 +93,11 @@ def test_rank_batches_reject_more_processes_than_rows():
     )
     with pytest.raises(ValueError, match="cannot be shared by 2 processes"):
         RankBatches(base, 0, 2)
+
+
+def test_rank_batches_refuse_an_uneven_split_of_single_row_batches():
+    from models.batching import RankBatches
+
+    one = [{"tokens": np.ones((1, n)), "lengths": np.array([n]), "labels": np.array([0])} for n in (2, 3, 4)]
+    with pytest.raises(ValueError, match="cannot be shared evenly by 2 processes"):
+        RankBatches(BucketBatches(one, 4, False), 0, 2).plan(0)

@@ -258,8 +258,10 @@ def test_trainings_share_one_queue_that_runs_one_at_a_time(stack):
         queue = client.read_work_queue_by_name("training", work_pool_name="e2e")
         trains = [client.read_deployment_by_name(f"train-{k}/weekly") for k in ("names", "reviews", "prices")]
         score = client.read_deployment_by_name("score-names/daily")
+        prices = client.read_deployment_by_name("score-prices/daily")
     assert queue.concurrency_limit == 1
     assert {d.work_queue_name for d in trains} == {"training"}
     assert score.work_queue_name == "default"
     assert [s.schedule.cron for s in score.schedules] == ["0 6 * * *"]
     assert score.schedules[0].schedule.timezone == "UTC"
+    assert (score.parameters["days_back"], prices.parameters["days_back"]) == (0, 1)
