@@ -65,18 +65,8 @@ def tokenize(kind: TextKind) -> pl.Expr:
 
 
 def load_bronze(kind: TextKind, layout: Layout) -> pl.DataFrame:
-    bronze = io.scan_parquet_dir(layout.bronze)
-    if bronze is None:
-        raise FileNotFoundError(
-            f"no bronze data for kind {kind.name!r} under {layout.bronze}; "
-            f"run `rnnflow ingest {kind.name} SOURCE...` first"
-        )
-    return (
-        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
-        .unique([kind.text_col, kind.label_col], keep="first", maintain_order=True)
-        .select(kind.text_col, kind.label_col, "split")
-        .collect()
-    )
+    key = [kind.text_col, kind.label_col]
+    return io.read_bronze(layout, key, [*key, "split"])
 
 
 def fingerprint(rows: pl.DataFrame) -> str:

@@ -276,6 +276,22 @@ def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
     return pl.scan_parquet(folder / "**" / "*.parquet")
 
 
+def read_bronze(layout, key: list[str], columns: list[str]) -> pl.DataFrame:
+    """All bronze batches of a kind, the first ingested copy of each key, in ingest order."""
+    bronze = scan_parquet_dir(layout.bronze)
+    if bronze is None:
+        raise FileNotFoundError(
+            f"no bronze data for kind {layout.kind!r} under {layout.bronze}; "
+            f"run `rnnflow ingest {layout.kind} SOURCE...` first"
+        )
+    return (
+        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
+        .unique(key, keep="first", maintain_order=True)
+        .select(columns)
+        .collect()
+    )
+
+
 # ---------------------------------------------------------------- shards
 
 

@@ -88,19 +88,8 @@ def scale_inputs(raw: np.ndarray, scaler: dict) -> np.ndarray:
 
 
 def load_bars(layout: Layout) -> pl.DataFrame:
-    bronze = io.scan_parquet_dir(layout.bronze)
-    if bronze is None:
-        raise FileNotFoundError(
-            f"no bronze data for kind 'prices' under {layout.bronze}; "
-            "run `rnnflow ingest prices SOURCE...` first"
-        )
-    return (
-        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
-        .unique(["ticker", "date"], keep="first", maintain_order=True)
-        .select("ticker", "date", *BARS)
-        .sort("ticker", "date")
-        .collect()
-    )
+    """Every ingested bar, the first ingested copy of each (ticker, date), in ticker/date order."""
+    return io.read_bronze(layout, ["ticker", "date"], ["ticker", "date", *BARS]).sort("ticker", "date")
 
 
 def split_dates(dates: pl.Series, ratios: tuple[float, float, float]) -> tuple[date, date]:
@@ -115,7 +104,11 @@ def split_dates(dates: pl.Series, ratios: tuple[float, float, float]) -> tuple[d
 
 
 def make_windows(bars: pl.DataFrame, lookback: int, val_start: date, test_start: date) -> pl.DataFrame:
-    """Every window of `lookback` days whose inputs and target day lie in one split (by target date)."""
+    """Every window of `lookback` days whose inputs and target day lie in one split (by target date).
+
+    Per ticker, the target is row t and the inputs rows t-lookback .. t-1; `window` lists their bars
+    day by day. A window whose first input day is in another split would cross a boundary: dropped.
+    """
     split = (
         pl.when(pl.col("date") < val_start)
         .then(pl.lit("train"))
@@ -123,36 +116,27 @@ def make_windows(bars: pl.DataFrame, lookback: int, val_start: date, test_start:
         .then(pl.lit("val"))
         .otherwise(pl.lit("test"))
     )
-    rows = []
-    for (ticker,), part in bars.with_columns(split.alias("split")).group_by("ticker", maintain_order=True):
-        values = part.select(BARS).to_numpy()  # (n, 5)
-        dates, splits = part["date"].to_list(), part["split"].to_list()
-        for end in range(lookback, len(part)):  # target row `end`, inputs rows end-lookback .. end-1
-            if splits[end - lookback] != splits[end]:
-                continue  # would cross a split boundary: dropped, never shared between splits
-            rows.append(
-                (
-                    ticker,
-                    dates[end - lookback],
-                    dates[end - 1],
-                    dates[end],
-                    splits[end],
-                    values[end - lookback : end].ravel().tolist(),
-                    float(values[end - 1, CLOSE]),
-                    float(values[end, CLOSE]),
-                )
-            )
-    schema = {
-        "ticker": pl.String,
-        "start_date": pl.Date,  # first input day
-        "as_of_date": pl.Date,  # last input day
-        "target_date": pl.Date,
-        "split": pl.String,
-        "window": pl.List(pl.Float64),
-        "last_close": pl.Float64,
-        "target_close": pl.Float64,
-    }
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    back = lambda expr, k: expr.shift(k).over("ticker")  # noqa: E731  (k days before, same ticker)
+    window = [back(pl.col(c), lookback - day).cast(pl.Float64) for day in range(lookback) for c in BARS]
+    return (
+        bars.lazy()
+        .sort("ticker", "date")
+        .with_columns(split.alias("split"))
+        .select(
+            "ticker",
+            back(pl.col("date"), lookback).alias("start_date"),  # first input day
+            back(pl.col("date"), 1).alias("as_of_date"),  # last input day
+            pl.col("date").alias("target_date"),
+            "split",
+            back(pl.col("split"), lookback).alias("start_split"),
+            pl.concat_list(window).alias("window"),
+            back(pl.col("close"), 1).alias("last_close"),
+            pl.col("close").alias("target_close"),
+        )
+        .filter(pl.col("start_split") == pl.col("split"))  # also drops the first `lookback` rows
+        .drop("start_split")
+        .collect()
+    )
 
 
 def window_arrays(frame: pl.DataFrame, lookback: int) -> np.ndarray:
