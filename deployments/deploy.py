@@ -10,12 +10,22 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import Flow
+from prefect import deploy as prefect_deploy
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.schedules import Cron
 
@@ -57,8 +67,9 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
             Definition(
                 f"flows/operate.py:train_{kind}",
                 "weekly",
-                f"Train {spec.model_name} on the latest features; the champion moves only on improvement.",
-                common,
+                f"Build features if bronze changed, then train {spec.model_name}; the champion moves "
+                "only on improvement.",
+                {**common, "refresh_features": True},
                 cron=TRAIN_CRON,
                 queue=TRAINING_QUEUE,
                 tags=(kind, "train"),
@@ -98,26 +109,60 @@ def ensure_pool(pool: str) -> None:
 
 
 def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC") -> list[str]:
+    """Register every definition in one call (one summary table); -> `flow/deployment` names."""
     ensure_pool(pool)
-    names = []
+    runners, names = [], []
     for d in definitions(data_root, timezone):
         flow = Flow.from_source(source=str(ROOT), entrypoint=d.entrypoint)
-        flow.deploy(
-            name=d.name,
-            work_pool_name=pool,
-            work_queue_name=d.queue,
-            schedules=[Cron(d.cron, timezone=timezone)] if d.cron else None,
-            concurrency_limit=1 if d.queue == TRAINING_QUEUE else None,
-            parameters=d.parameters,
-            description=d.description,
-            tags=["rnnflow", *d.tags],
-            build=False,
-            push=False,
-            print_next_steps=False,
-            ignore_warnings=True,
+        runners.append(
+            flow.to_deployment(
+                name=d.name,
+                work_pool_name=pool,
+                work_queue_name=d.queue,
+                schedules=[Cron(d.cron, timezone=timezone)] if d.cron else None,
+                concurrency_limit=1 if d.queue == TRAINING_QUEUE else None,
+                parameters=d.parameters,
+                description=d.description,
+                tags=["rnnflow", *d.tags],
+            )
         )
         names.append(f"{flow.name}/{d.name}")
+    prefect_deploy(
+        *runners,
+        work_pool_name=pool,
+        build=False,
+        push=False,
+        print_next_steps_message=False,
+        ignore_warnings=True,
+    )
     return names
+
+
+def check_scheduler(names: list[str], timeout: float) -> list[str]:
+    """Wait until the server's scheduler has queued a run for every scheduled deployment.
+
+    -> the deployments still without one after `timeout` seconds (the scheduler service is failing:
+    its errors are in the server's log)."""
+    with get_client(sync_client=True) as client:
+        ids = {}
+        for name in names:
+            deployment = client.read_deployment_by_name(name)
+            if deployment.schedules:
+                ids[deployment.id] = name
+        deadline = time.monotonic() + timeout
+        while ids:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(ids))),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+            )
+            for run in runs:
+                ids.pop(run.deployment_id, None)
+            if not ids or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    return sorted(ids.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timezone", default=os.environ.get("RNNFLOW_TIMEZONE", "UTC"), help="schedules' time zone (UTC)"
     )
+    parser.add_argument(
+        "--scheduler-timeout",
+        type=float,
+        default=60,
+        help="seconds to wait for the server to queue the first scheduled runs (60; 0: do not check)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("PREFECT_API_URL"):
         print(
@@ -134,8 +185,22 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    for name in deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone):
+    names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone)
+    for name in names:
         print(f"deployed {name}")
+    if args.scheduler_timeout > 0:
+        missing = check_scheduler(names, args.scheduler_timeout)
+        if missing:
+            print(
+                f"deploy: error: after {args.scheduler_timeout:g}s the Prefect server's scheduler has "
+                f"created no run for {', '.join(missing)}: its scheduler service is failing, so no "
+                "scheduled run will ever start. Look for errors in the server's log; with Prefect 3.8, "
+                "SQLAlchemy 2.1 is the known cause: pip install 'sqlalchemy>=2.0,<2.1' and restart "
+                "the server.",
+                file=sys.stderr,
+            )
+            return 1
+        print("scheduler ok: every scheduled deployment has its next runs queued")
     return 0
 
 
