@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
     )
+    p.add_argument(
+        "--refresh-features",
+        action="store_true",
+        help="first rebuild the features (same settings) if bronze changed since they were built",
+    )
     g = p.add_argument_group("distributed (torch DDP via torchrun) and checkpoints")
     g.add_argument("--nproc", type=int, default=1, help="processes on this node (1: train in-process)")
     g.add_argument("--nnodes", type=int, default=1, help="nodes in the training (1)")
@@ -160,9 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from flows import demo, kind_flows  # imported late: `--help` stays fast
-
     root = args.data_root
+    if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
+        from flows.checks import check_score
+
+        check_score(args.kind, args.input, args.ds, args.model, root)
+    from flows import demo, kind_flows  # imported late: `--help` and input errors stay fast
+
     if args.command == "ingest":
         return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
@@ -181,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
         names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
         model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
         flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
-        flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory")
+        flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory", "refresh_features")
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":

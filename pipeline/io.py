@@ -70,12 +70,14 @@ def read_source(
     return selected
 
 
-def _read_delimited(path: Path) -> pl.DataFrame:
+def _read_delimited(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     """CSV (quoted fields) or TSV (no quoting: a leading '"' is part of the text); all columns as strings."""
     # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
     if path.suffix.lower() == ".tsv":
-        return pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False, encoding="utf8-lossy")
-    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        return pl.read_csv(
+            path, separator="\t", quote_char=None, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows
+        )
+    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows)
 
 
 def _select_kind_columns(
@@ -212,29 +214,49 @@ def _dir_frame(kind: TextKind, texts, labels, splits, sources, rows) -> pl.DataF
     )
 
 
-def read_scoring_input(path: Path, text_col: str) -> pl.DataFrame:
-    """Unlabelled Parquet/CSV to score: the text column and an optional `id`, in input order."""
+def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> str:
+    """Check a scoring input from its header alone; -> the column holding the text (or an alias)."""
     if not path.exists():
-        raise SourceError(f"{path}: no such file or directory")
+        raise SourceError(f"{path}: no such file or directory; pass an existing .parquet/.csv file")
+    try:
+        if path.is_dir():
+            files = sorted(path.rglob("*.parquet"))
+            if not files:
+                raise SourceError(f"{path}: folder holds no .parquet file to score")
+            columns = list(pl.read_parquet_schema(files[0]))
+        elif path.suffix.lower() == ".parquet":
+            columns = list(pl.read_parquet_schema(path))
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            columns = _read_delimited(path, n_rows=0).columns
+        else:
+            raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
+    found = [c for c in (text_col, *aliases) if c in columns]
+    if not found:
+        names = " or ".join(repr(c) for c in (text_col, *aliases))
+        raise SourceError(
+            f"{path}: missing column {text_col!r}; found columns {columns}; "
+            f"expected {names} and optionally 'id'"
+        )
+    return found[0]
+
+
+def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Unlabelled Parquet/CSV to score: `id` (optional) and the text as `text_col`, in input order."""
+    column = scoring_text_column(path, text_col, aliases)
     try:
         if path.is_dir():
             frame = pl.read_parquet(path / "**" / "*.parquet")
         elif path.suffix.lower() == ".parquet":
             frame = pl.read_parquet(path)
-        elif path.suffix.lower() in (".csv", ".tsv"):
-            frame = _read_delimited(path)
         else:
-            raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
+            frame = _read_delimited(path)
     except pl.exceptions.PolarsError as err:
         raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
-    if text_col not in frame.columns:
-        raise SourceError(
-            f"{path}: missing column {text_col!r}; found columns {frame.columns}; "
-            f"expected {text_col!r} and optionally 'id'"
-        )
     # `id` is carried as a string whatever the input format, so all partitions share one schema.
     keep = [pl.col("id").cast(pl.String)] if "id" in frame.columns else []
-    return frame.select(*keep, pl.col(text_col).cast(pl.String))
+    return frame.select(*keep, pl.col(column).cast(pl.String).alias(text_col))
 
 
 # ---------------------------------------------------------------- sinks
@@ -274,6 +296,12 @@ def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
     if not folder.exists() or not any(folder.rglob("*.parquet")):
         return None
     return pl.scan_parquet(folder / "**" / "*.parquet")
+
+
+def bronze_batches(layout) -> list[str]:
+    """The kind's bronze batch files, by name (relative to bronze/<kind>/), sorted."""
+    folder = layout.bronze
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet")) if folder.exists() else []
 
 
 def read_bronze(layout, key: list[str], columns: list[str]) -> pl.DataFrame:

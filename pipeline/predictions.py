@@ -20,7 +20,7 @@ def parse_ds(ds: str | date) -> str:
     try:
         return date.fromisoformat(str(ds)).isoformat()
     except ValueError:
-        raise ValueError(f"--ds {ds!r} is not a date; expected YYYY-MM-DD, e.g. 2026-11-01") from None
+        raise ValueError(f"ds {ds!r} is not a date; expected YYYY-MM-DD, e.g. 2026-11-01") from None
 
 
 def assemble(

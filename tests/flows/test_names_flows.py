@@ -136,7 +136,7 @@ def test_cli_errors_are_one_line_and_exit_2(trained, tmp_path, capsys):
     csv = tmp_path / "in.csv"
     csv.write_text("surname\nCarmarov\n")
     assert main(["score", "names", "--input", str(csv), "--ds", "2026-13-01", "--data-root", str(root)]) == 2
-    assert "--ds '2026-13-01' is not a date" in capsys.readouterr().err
+    assert "ds '2026-13-01' is not a date" in capsys.readouterr().err
     code = main(
         [
             "score",

@@ -1,0 +1,42 @@
+"""Deterministic checks of a request before any work starts (no Prefect, no torch): the CLI runs them
+before it starts a flow, so a bad date, path, column or model is one line at once; flows run them first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.io import scoring_text_column
+from pipeline.kinds import get_kind
+from pipeline.layout import Layout
+from pipeline.predictions import parse_ds
+
+
+def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):
+    """-> (ds as YYYY-MM-DD, the pinned model); raises ValueError/LookupError naming the bad value."""
+    spec = get_kind(kind)
+    ds = parse_ds(ds)
+    if spec.family != "prices":
+        if input_path is None:
+            raise ValueError(f"score {kind}: --input is required (a Parquet/CSV file with {spec.text_col!r})")
+        scoring_text_column(Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ()))
+    return ds, check_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
+
+
+def check_model(kind: str, model_uri: str, data_root: str | None):
+    """The registered version `model_uri` names, pinned (models:/<name>/<version>)."""
+    layout = Layout.of(kind, data_root)
+    if not model_uri.startswith("models:/"):
+        raise ValueError(
+            f"--model {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not layout.mlflow_db.exists():
+        raise LookupError(
+            f"model {model_uri!r} not found: no MLflow registry at {layout.mlflow_db} yet; "
+            f"train one first: rnnflow train {kind} --data-root {layout.root}"
+        )
+    from models import tracking  # mlflow: imported only once the cheaper checks passed
+
+    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    return tracking.resolve(model_uri)

@@ -1,0 +1,107 @@
+"""Deterministic input errors fail at once: one stderr line from the CLI (no retry, no traceback, no
+Prefect start-up), one clear state message from a flow, and retries kept for transient failures only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.states import Failed
+
+from flows.retry import transient_only
+from pipeline.io import SourceError
+from tests.conftest import train_tiny_names
+
+ROOT = Path(__file__).resolve().parents[2]
+# Start-up: what `rnnflow score` loads before it can answer (the interpreter, the CLI, MLflow's client
+# and its SQL store for the registry questions); the checks themselves must add under 2 s to it.
+STARTUP = [sys.executable, "-c", "import flows.cli, models.tracking, mlflow.store.tracking.sqlalchemy_store"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A data root with names-nationality v1 as champion, and score inputs: good, wrong column."""
+    base = tmp_path_factory.mktemp("errors")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        train_tiny_names(base / "data")
+    (base / "ok.csv").write_text("name\nIvanov\n")  # ingest's alias `name` is accepted here too
+    (base / "wrong.csv").write_text("family_name\nIvanov\n")
+    return base
+
+
+def timed(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
+    env["PYTHONPATH"] = str(ROOT)
+    started = time.perf_counter()
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return out, time.perf_counter() - started
+
+
+CASES = {
+    "missing file": (["--input", "nope.csv", "--ds", "2026-11-30"], "nope.csv: no such file"),
+    "missing column": (["--input", "wrong.csv", "--ds", "2026-11-30"], "missing column 'surname'"),
+    "bad date": (["--input", "ok.csv", "--ds", "2026-13-01"], "ds '2026-13-01' is not a date"),
+    "unknown version": (
+        ["--input", "ok.csv", "--ds", "2026-11-30", "--model", "models:/names-nationality/9"],
+        "model 'models:/names-nationality/9' not found",
+    ),
+    "unknown model": (
+        ["--input", "ok.csv", "--ds", "2026-11-30", "--model", "models:/nope@champion"],
+        "model 'models:/nope@champion' not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_score_request_is_one_stderr_line_at_once(trained, case):
+    args, message = CASES[case]
+    cmd = [sys.executable, "-m", "flows.cli", "score", "names", *args, "--data-root", str(trained / "data")]
+    _, startup = timed(STARTUP, trained)  # measured beside it, so a busy machine slows both alike
+    out, elapsed = timed(cmd, trained)
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("rnnflow score: error: ") and message in lines[0]
+    assert out.stdout == ""
+    assert elapsed - startup < 2.0, f"{elapsed:.2f}s against {startup:.2f}s to start"
+
+
+def test_a_good_request_with_the_alias_column_scores(trained, prefect_api):
+    from flows.kind_flows import score_flow
+
+    report = score_flow("names", str(trained / "ok.csv"), "2026-11-30", data_root=str(trained / "data"))
+    assert report["rows"] == 1 and report["rows_unscored"] == 0
+
+
+def test_a_flow_fails_on_a_missing_file_without_retrying(trained, prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.kind_flows import score_flow
+
+    state = score_flow(
+        "names", str(trained / "nope.csv"), "2026-11-30", data_root=str(trained / "data"), return_state=True
+    )
+    assert state.is_failed()
+    assert "nope.csv: no such file or directory" in state.message
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    assert [(t.name.split("-")[0], t.run_count) for t in tasks] == [("check_request", 1)]
+
+
+def test_only_transient_errors_are_retried():
+    def failed(exc: BaseException):
+        return Failed(data=exc)
+
+    assert not transient_only(None, None, failed(SourceError("x.csv: missing column")))
+    assert not transient_only(None, None, failed(FileNotFoundError("x.csv")))
+    assert not transient_only(None, None, failed(LookupError("no such model")))
+    assert transient_only(None, None, failed(ConnectionError("server went away")))
+    assert transient_only(None, None, failed(TimeoutError("slow disk")))
