@@ -12,3 +12,15 @@ import logging
 
 # Prefect attaches its handlers to the extra loggers but leaves their level at the root's WARNING.
 logging.getLogger("rnnflow").setLevel(os.environ.get("RNNFLOW_LOG_LEVEL", "INFO"))
+
+
+def route_library_logs() -> None:
+    """Give the `rnnflow` loggers Prefect's API handler, so their lines land in the run's Prefect log.
+
+    PREFECT_LOGGING_EXTRA_LOGGERS above only counts when it is set before prefect sets up logging; a
+    worker's flow-run process imports prefect first, so the handler is attached here as well.
+    """
+    extra, ours = logging.getLogger("prefect.extra"), logging.getLogger("rnnflow")
+    for handler in extra.handlers:
+        if handler not in ours.handlers:
+            ours.addHandler(handler)

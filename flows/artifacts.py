@@ -42,9 +42,20 @@ def features_table(kind: str, summary: dict) -> None:
     create_table_artifact(rows, key=_key("features", kind), description=f"Feature set {summary['version']}")
 
 
+def shown(value) -> object:
+    """Numbers for people: floats to 4 decimals, dicts of numbers likewise."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {shown(v)}" for k, v in value.items())
+    return value
+
+
 def train_table(kind: str, report: dict) -> None:
     metrics = {
-        k: v for k, v in report.items() if k.startswith(("best_val", "test", "baseline", "persistence"))
+        k: shown(v)
+        for k, v in report.items()
+        if k.startswith(("best_val", "test", "baseline", "persistence")) and v is not None
     }
     rows = [
         {"item": "registered model", "value": f"{report['model_name']} v{report['version']}"},
@@ -52,6 +63,12 @@ def train_table(kind: str, report: dict) -> None:
         {
             "item": "MLflow run",
             "value": mlflow_run_link(report["tracking_uri"], report["experiment_id"], report["run_id"]),
+        },
+        {
+            "item": "features",
+            "value": f"STALE: {report['features_stale']}"
+            if report.get("features_stale")
+            else "up to date with bronze",
         },
         *({"item": k, "value": v} for k, v in metrics.items()),
     ]

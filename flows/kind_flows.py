@@ -9,20 +9,22 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import artifacts
+from flows import artifacts, checks, route_library_logs
+from flows.retry import io_task_options
 from models import jobs, scoring, tracking
 from models.launch import torchrun
 from models.run_scope import Launch
 from models.train import TrainConfig
 from pipeline import io
-from pipeline.features import FeatureConfig, build_features
+from pipeline.features import FeatureConfig, build_features, latest_features, stale_reason
 from pipeline.ingest import ingest, read_valid
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.predictions import assemble, parse_ds, with_lineage, write_partition
+from pipeline.predictions import assemble, with_lineage, write_partition
 from pipeline.price_features import PriceFeatureConfig, build_price_features, load_bars
 
 BUILDERS = {"text": build_features, "prices": build_price_features}
+route_library_logs()
 
 
 @task(cache_policy=NO_CACHE)
@@ -58,19 +60,25 @@ def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_option
     return report or {"kind": kind, "node_rank": ddp["node_rank"], "note": "rank 0's node reports"}
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def read_input(input_path: str, text_col: str):
-    return io.read_scoring_input(Path(input_path), text_col)
+@task(cache_policy=NO_CACHE, **io_task_options())
+def read_input(kind: str, input_path: str):
+    spec = get_kind(kind)
+    return io.read_scoring_input(Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ()))
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)  # the registry may be a remote server
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
+def check_request(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):
+    return checks.check_score(kind, input_path, ds, model_uri, data_root)
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
 def load_model(kind: str, model_uri: str, data_root: str | None):
     layout = Layout.of(kind, data_root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return scoring.load(model_uri)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def read_bars(kind: str, input_path: str | None, data_root: str | None):
     """Daily bars to forecast from: the input's valid rows, or everything ingested so far."""
     if input_path is None:
@@ -88,7 +96,7 @@ def forecast_rows(model, bars, ds: str):
     return scoring.forecast(model, bars, ds, model.unwrap_python_model().lookback)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(cache_policy=NO_CACHE, **io_task_options())
 def write_predictions(frame, kind: str, data_root: str | None, ds: str) -> str:
     return str(write_partition(frame, Layout.of(kind, data_root), ds))
 
@@ -173,8 +181,13 @@ def train_flow(
     resume: bool = False,
     amp: bool = True,
     pin_memory: bool = True,
+    refresh_features: bool = False,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
+
+    Features older than bronze (batches ingested or removed since) are rebuilt first, with the same
+    settings, when refresh_features (the deployments set it); otherwise the run warns that it trains on
+    a stale feature set, in its log, its artifact and its result.
 
     nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
     flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
@@ -192,10 +205,36 @@ def train_flow(
         pin_memory=pin_memory,
     )
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
+    if refresh_features and not resume:  # a resume must keep the features its checkpoint was trained on
+        fresh_features(kind, data_root)
+    stale = stale_reason(Layout.of(kind, data_root))
+    if stale:
+        get_run_logger().warning(
+            "training on stale features: %s; rebuild them with `rnnflow features %s` "
+            "(or train with --refresh-features)",
+            stale,
+            kind,
+        )
     report = train_model(kind, data_root, cfg, model_options or {}, ddp | {"resume": resume})
+    report["features_stale"] = stale
     if "run_id" in report:
         artifacts.train_table(kind, report)
     return report
+
+
+def fresh_features(kind: str, data_root: str | None) -> None:
+    """Rebuild the feature set, with the settings of the current one, when bronze has changed since."""
+    layout = Layout.of(kind, data_root)
+    reason = stale_reason(layout)
+    if reason is None:
+        return
+    get_run_logger().info("%s: building features first", reason)
+    settings = {}
+    if (layout.features / "LATEST").exists():
+        config = latest_features(layout)[1]["config"]
+        names = ("max_buckets", "min_freq", "max_tokens", "split_ratios", "lookback", "target")
+        settings = {k: v for k, v in config.items() if k in names}
+    features_flow(kind, data_root, **settings)
 
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)
@@ -210,14 +249,12 @@ def score_flow(
 
     Text kinds score a Parquet/CSV of texts. Prices forecast the next close per ticker from the bars up
     to ds of the input file, or of everything ingested when input_path is None."""
-    spec, ds = get_kind(kind), parse_ds(ds)
-    model_uri = model_uri or f"models:/{spec.model_name}@champion"
+    spec = get_kind(kind)
+    ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
     if spec.family == "prices":
-        return _score_prices(spec, input_path, ds, model_uri, data_root)
-    if input_path is None:
-        raise ValueError(f"score {kind}: --input is required (a Parquet/CSV file with {spec.text_col!r})")
-    inputs = read_input(input_path, spec.text_col)
-    resolved, model = load_model(kind, model_uri, data_root)
+        return _score_prices(spec, input_path, ds, pinned.uri, data_root)
+    inputs = read_input(kind, input_path)
+    resolved, model = load_model(kind, pinned.uri, data_root)
     scored = score_rows(model, inputs[spec.text_col], spec.text_col)
     frame = assemble(
         inputs, scored, spec.text_col, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC)

@@ -16,6 +16,7 @@ from prefect.states import Completed
 
 from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
+from flows.retry import io_task_options
 from models import tracking
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
@@ -84,7 +85,7 @@ def _has_parquet(folder: str) -> bool:
     return path.is_dir() and any(path.rglob("*.parquet"))
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)  # the registry may be a remote server
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
 def pin_model(kind: str, model_uri: str, data_root: str | None) -> tracking.ResolvedModel:
     layout = Layout.of(kind, data_root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
@@ -132,6 +133,15 @@ def backfill(
     failed = [r["ds"] for r in rows if r["status"] == "failed"]
     if failed:
         raise RuntimeError(f"backfill {kind}: {len(failed)} of {days} days failed: {failed}; re-run them")
+    skipped = [r["ds"] for r in rows if r["status"] == "skipped"]
+    if len(skipped) == days:  # nothing was scored: not a plain green "Completed"
+        message = f"all {days} days skipped: no input partition under {input_partition(kind, '*', data_root)}"
+        logger.warning("backfill %s: %s", kind, message)
+        return Completed(name="Skipped", message=message, data=rows)
+    if skipped:
+        message = f"{days - len(skipped)} of {days} days scored; {len(skipped)} skipped (no input): {skipped}"
+        logger.warning("backfill %s: %s", kind, message)
+        return Completed(message=message, data=rows)
     return rows
 
 

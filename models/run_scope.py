@@ -6,9 +6,11 @@ a resumed training continues the MLflow run its checkpoint names.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -59,12 +61,22 @@ def training_run(kind: str, layout: Layout, manifest: dict, launch: Launch, para
     experiment = tracking.experiment_id(f"rnnflow-{kind}", layout.mlflow_artifacts)
     tags = tracking.feature_tags(kind, manifest)
     run_id = resumed_run_id(folder, manifest["version"], params) if launch.resume else None
-    with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment, tags=tags) as run:
+    name = None if run_id else run_name(kind, manifest["version"])
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=None if run_id else experiment, run_name=name, tags=tags
+    ) as run:
         if run_id is None:
             mlflow.log_params(params | {"world_size": launch.dist.world_size})
         else:
             mlflow.set_tag("resumed", "true")
         yield Scope(folder, run, uri, experiment, tags, manifest["version"], params)
+
+
+def run_name(kind: str, features_version: str) -> str:
+    """<kind>-<UTC start>-f<features hash>-<random>: unique, sortable, and not drawn from the seeded RNG
+    (MLflow's own names come from `random`, which the training seeds: every run got the same name)."""
+    started = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{kind}-{started}-f{features_version.rsplit('-', 1)[-1][:8]}-{secrets.token_hex(2)}"
 
 
 def resumed_run_id(folder: Path, features_version: str, params: dict) -> str | None:

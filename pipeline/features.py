@@ -78,6 +78,7 @@ def fingerprint(rows: pl.DataFrame) -> str:
 def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
     """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
     cfg = cfg or FeatureConfig.for_kind(kind)
+    batches = io.bronze_batches(layout)  # before reading: a batch landing meanwhile makes it stale
     bronze = load_bronze(kind, layout)
     unlabelled = bronze.filter(pl.col("split") == UNSUP).height  # kept in bronze, never trained on
     rows = assign_splits(bronze.filter(pl.col("split").ne_missing(UNSUP)), kind.text_col, cfg.split_ratios)
@@ -152,6 +153,7 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         "label_counts_train": dict(train.group_by(kind.label_col).len().sort(kind.label_col).iter_rows()),
         "padding": padding_stats(train_lengths, bounds, cfg.batch_size),
         "files": sorted(files),
+        "bronze_batches": batches,
     }
     manifest = json.loads(json.dumps(manifest))  # as readers will see it (tuples -> lists)
     io.write_json_atomic(manifest, out / "manifest.json")
@@ -203,6 +205,25 @@ def latest_features(layout: Layout) -> tuple[Path, dict]:
     return folder, io.read_json(folder / "manifest.json")
 
 
+def stale_reason(layout: Layout) -> str | None:
+    """Why the current feature set no longer matches bronze (None: it does): new or removed batches."""
+    try:
+        _, manifest = latest_features(layout)
+    except FileNotFoundError:
+        return f"no feature set yet under {layout.features}"
+    built, now = set(manifest.get("bronze_batches", [])), set(io.bronze_batches(layout))
+    if "bronze_batches" not in manifest:  # built before batches were recorded: compare times
+        created = datetime.fromisoformat(manifest["created_at"]).timestamp()
+        newer = [b for b in now if (layout.bronze / b).stat().st_mtime > created]
+        return f"{len(newer)} bronze batch(es) newer than features {manifest['version']}" if newer else None
+    added, removed = sorted(now - built), sorted(built - now)
+    if not added and not removed:
+        return None
+    parts = [f"{len(added)} new bronze batch(es) {added[:3]}" if added else ""]
+    parts.append(f"{len(removed)} removed" if removed else "")
+    return f"features {manifest['version']} predate bronze: " + ", ".join(p for p in parts if p)
+
+
 def manifest_sha256(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
@@ -234,10 +255,15 @@ def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(n, columns=columns) for n in names])
 
 
-def export_split_texts(layout: Layout, split: str, path: Path) -> tuple[Path, int]:
-    """Write one split's texts, unlabelled, with an `id` (e.g. held-out rows to score in the demo)."""
+def export_split_days(layout: Layout, split: str, days: list[str]) -> dict[str, int]:
+    """One split's texts, unlabelled with an `id`, dealt out to incoming/<kind>/ds=<day>/holdout.parquet
+    for each day (the demo's daily inputs to score); -> rows per day."""
     folder, manifest = latest_features(layout)
     texts = split_texts(folder, manifest, split).select(manifest["text_col"])
     frame = texts.sort(manifest["text_col"]).with_row_index("id", offset=1)
-    io.write_parquet_atomic(frame, path)
-    return path, frame.height
+    counts = {}
+    for i, day in enumerate(days):
+        part = frame.filter((pl.col("id") - 1) % len(days) == i)
+        io.write_parquet_atomic(part, layout.incoming / f"ds={day}" / "holdout.parquet")
+        counts[day] = part.height
+    return counts

@@ -148,6 +148,7 @@ def window_arrays(frame: pl.DataFrame, lookback: int) -> np.ndarray:
 def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfig | None = None) -> dict:
     """Writes features/prices/<version>/ (window shards + manifest with scaler) and moves LATEST."""
     cfg = cfg or PriceFeatureConfig(lookback=kind.lookback, target=kind.target)
+    batches = io.bronze_batches(layout)
     bars = load_bars(layout)
     val_start, test_start = split_dates(bars["date"], cfg.split_ratios)
     windows = make_windows(bars, cfg.lookback, val_start, test_start)
@@ -197,6 +198,7 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
         "tickers": tickers,
         "tickers_too_short": sorted(t for t, v in tickers.items() if v["days"] <= cfg.lookback),
         "files": files,
+        "bronze_batches": batches,
     }
     manifest = json.loads(json.dumps(manifest))
     io.write_json_atomic(manifest, out / "manifest.json")
