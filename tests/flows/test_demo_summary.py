@@ -1,0 +1,70 @@
+"""The demo's closing summary: numbers for people, a plain verdict against persistence, commands that run."""
+
+from __future__ import annotations
+
+from flows.demo import demo_days, summary
+
+INGEST = {
+    "rows_in": 1200,
+    "rows_ok": 1100,
+    "rows_quarantined": 100,
+    "reasons": {"too_long": 60, "duplicate": 40},
+}
+
+
+def results(root, model_rmse: float) -> dict:
+    days = demo_days()
+    part = f"{root}/predictions/names/ds={days[-1]}/part-0.parquet"
+    names = {
+        "ingest": INGEST,
+        "features": {
+            "rows": {"train": 16786, "val": 3600, "test": 3614},
+            "padding": {"bucketed": 0.0, "random_batches": 0.2, "pad_to_longest": 0.4},
+        },
+        "train": {
+            "model_name": "names-nationality",
+            "version": 2,
+            "champion_version": 2,
+            "test_accuracy": 0.8,
+            "baseline_accuracy": 0.1,
+            "test_macro_f1": 0.7,
+            "baseline_macro_f1": 0.01,
+        },
+        "score": [{"ds": d, "status": "scored", "rows": 10, "detail": part} for d in days],
+    }
+    prices = {
+        "ingest": {**INGEST, "reasons": {}},
+        "features": {
+            "rows": {"train": 8006, "val": 1932, "test": 2125},
+            "lookback": 7,
+            "split_dates": {"val_start": "2009-04-08", "test_start": "2011-03-18"},
+        },
+        "train": {
+            "model_name": "prices-next-close",
+            "version": 1,
+            "champion_version": 1,
+            "test": {"rmse": model_rmse, "mae": 3.7, "mape": 1.28, "directional_accuracy": 0.509},
+            "persistence": {"rmse": 6.717, "mae": 3.58, "mape": 1.24, "directional_accuracy": 0.002},
+            "always_up_directional_accuracy": 0.499,
+        },
+        "score": {"rows": 5, "rows_unscored": 0, "path": f"{root}/predictions/prices/ds=2013-03-01"},
+    }
+    return {"names": names, "prices": prices}
+
+
+def test_summary_formats_numbers_and_prints_runnable_commands(tmp_path):
+    text = summary(results(tmp_path, 6.899), str(tmp_path))
+    assert "{" not in text and "'" not in text  # no raw dicts
+    assert "16,786 train, 3,600 val, 3,614 test" in text
+    assert "100 quarantined (60 too_long, 40 duplicate)" in text
+    assert "30 held-out rows over 3 days" in text
+    assert f".venv/bin/rnnflow score names --data-root {tmp_path} --ds {demo_days()[-1]}" in text
+    assert f"make mlflow-ui DATA_ROOT={tmp_path}" in text
+    assert "mlflow ui --backend-store-uri" not in text
+
+
+def test_summary_says_plainly_when_the_price_model_loses_to_persistence(tmp_path):
+    worse = summary(results(tmp_path, 6.899), str(tmp_path))
+    assert "WORSE than persistence (tomorrow = today) on test RMSE: 6.899 against 6.717" in worse
+    better = summary(results(tmp_path, 6.5), str(tmp_path))
+    assert "beats persistence on test RMSE (6.500 < 6.717)" in better and "WORSE" not in better
