@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -53,8 +54,45 @@ def surnames_csv(tmp_path):
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """One real (temporary, SQLite-backed) Prefect API for the whole session."""
+    """One real (temporary, SQLite-backed) Prefect API for the whole session; yields its URL, which
+    child processes (CLI runs, nodes) get as PREFECT_API_URL instead of starting servers of their own."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()
+
+
+def processes_tagged(tag: str) -> list[int]:
+    """PIDs of live processes whose environment holds RNNFLOW_TEST_TAG=<tag>: this test's own children
+    and grandchildren, orphaned or not, and nobody else's."""
+    needle = f"RNNFLOW_TEST_TAG={tag}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def train_tiny_names(root: Path) -> None:
+    """Ingest make_surnames(), build features and register a tiny names model (v1, champion) under
+    root, without any Prefect run."""
+    from models.classifier_job import train_text_classifier
+    from models.train import TrainConfig
+    from pipeline.features import FeatureConfig, build_features
+    from pipeline.ingest import ingest
+    from pipeline.kinds import NAMES as KIND
+    from pipeline.layout import Layout
+
+    layout = Layout.of("names", root)
+    csv = root.parent / "surnames.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
+    ingest([str(csv)], KIND, layout)
+    build_features(KIND, layout, FeatureConfig(max_buckets=8))
+    train_text_classifier(KIND, layout, TrainConfig(epochs=1), {"hidden_size": 16, "embed_dim": 8})

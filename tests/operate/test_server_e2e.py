@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -65,20 +65,11 @@ def group_alive(pgid: int) -> bool:
 
 def prepare_data(root: Path) -> None:
     """A trained names model (tiny) and incoming/names/ds=*/ partitions, without any Prefect run."""
-    from models.classifier_job import train_text_classifier
-    from models.train import TrainConfig
-    from pipeline.features import FeatureConfig, build_features
-    from pipeline.ingest import ingest
-    from pipeline.kinds import NAMES as KIND
     from pipeline.layout import Layout
-    from tests.conftest import make_surnames
+    from tests.conftest import train_tiny_names
 
+    train_tiny_names(root)
     layout = Layout.of("names", root)
-    csv = root.parent / "surnames.csv"
-    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
-    ingest([str(csv)], KIND, layout)
-    build_features(KIND, layout, FeatureConfig(max_buckets=8))
-    train_text_classifier(KIND, layout, TrainConfig(epochs=1), {"hidden_size": 16, "embed_dim": 8})
     for ds, n in [*DAYS.items(), ONE_DAY, PAST_SCHEDULED]:
         path = layout.incoming / f"ds={ds}" / "part-0.parquet"
         path.parent.mkdir(parents=True)
@@ -99,6 +90,7 @@ def stack(tmp_path_factory):
         "PREFECT_SERVER_UI_ENABLED": "false",
         "RNNFLOW_DATA_ROOT": str(root),
         "PYTHONPATH": str(ROOT),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",  # the worker polls often, so scheduled runs start on time
     }
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # earlier tests may have left theirs
         env.pop(name, None)
@@ -265,3 +257,122 @@ def test_trainings_share_one_queue_that_runs_one_at_a_time(stack):
     assert [s.schedule.cron for s in score.schedules] == ["0 6 * * *"]
     assert score.schedules[0].schedule.timezone == "UTC"
     assert (score.parameters["days_back"], prices.parameters["days_back"]) == (0, 1)
+
+
+def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack):
+    """No run is created by hand: the scheduler service turns a deployment's schedule into runs."""
+    from prefect import Flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.schedules import Interval
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    _, root, api = stack
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    ds, rows = soon.date().isoformat(), 4
+    incoming = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"
+    if not incoming.exists():
+        incoming.parent.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame({"id": [str(i) for i in range(rows)], "surname": NAMES[:rows]}).write_parquet(incoming)
+    rows = pl.read_parquet(incoming).height
+    with temporary_settings({PREFECT_API_URL: api}):
+        flow = Flow.from_source(source=str(ROOT), entrypoint="flows/operate.py:score_names")
+        deployment_id = flow.deploy(
+            name="soon",
+            work_pool_name="e2e",
+            schedules=[Interval(timedelta(days=1), anchor_date=soon, timezone="UTC")],
+            parameters={"kind": "names", "data_root": str(root)},
+            build=False,
+            push=False,
+            print_next_steps=False,
+            ignore_warnings=True,
+        )
+        deadline, first = time.time() + 240, None
+        with get_client(sync_client=True) as client:
+            while time.time() < deadline and first is None:
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+                )
+                due = [r for r in runs if r.expected_start_time <= soon + timedelta(seconds=1)]
+                first = due[0] if due and due[0].state.is_final() else None
+                time.sleep(1)
+            assert first is not None, f"no scheduled run finished; runs: {[(r.name, r.state) for r in runs]}"
+            assert len(runs) >= 2  # the scheduler keeps future runs queued too
+            client.delete_deployment(deployment_id)  # its future runs must not touch later tests
+    assert first.auto_scheduled, "the run was not created by the scheduler service"
+    assert first.state.is_completed(), first.state
+    assert first.name == f"score-names-{ds}"
+    assert partition_rows(root, ds) == rows
+
+
+def logs_of(api: str, run_id: str) -> list[str]:
+    """The messages of a flow run's Prefect log (its tasks' and subflows' included), read from the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
+        )
+        ids = [run_id, *(str(c.id) for c in children)]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200)
+    return [log.message for log in logs]
+
+
+def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(stack, tmp_path):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    env, root, api = stack
+    latest = root / "features" / "names" / "LATEST"
+    before = json.loads(latest.read_text())["version"]
+    new = tmp_path / "more.csv"
+    new.write_text(
+        "surname,nationality\n" + "".join(f"Zq{i}ov,Russian\nZq{i}moto,Japanese\n" for i in range(8))
+    )
+    ingested = deployment_run(env, "ingest-names/manual", f"sources={json.dumps([str(new)])}")
+    assert wait_for(api, ingested).state.is_completed()
+
+    model = json.dumps({"hidden_size": 16, "embed_dim": 8})
+    trained = deployment_run(env, "train-names/weekly", "epochs=2", f"model_options={model}")
+    finished = wait_for(api, trained, timeout=300)
+    assert finished.state.is_completed(), finished.state.message
+    after = json.loads(latest.read_text())["version"]
+    assert after != before
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    newest = max(client.search_model_versions("name='names-nationality'"), key=lambda v: int(v.version))
+    assert newest.tags["features_version"] == after
+
+    messages = logs_of(api, trained)
+    assert any("building features first" in m for m in messages), messages
+    assert any(m.startswith("epoch 1/2") for m in messages) and any(
+        m.startswith("epoch 2/2") for m in messages
+    )
+    decision = [m for m in messages if m.startswith(f"registered names-nationality v{newest.version};")]
+    assert decision and "champion" in decision[0], messages
+    run = client.get_run(newest.run_id)
+    assert run.info.run_name.startswith("names-") and after.rsplit("-", 1)[-1] in run.info.run_name
+
+
+def test_a_deployment_run_with_a_bad_date_fails_with_one_clear_message(stack):
+    env, _, api = stack
+    finished = wait_for(api, deployment_run(env, "score-names/daily", "ds=2026-13-01"))
+    assert finished.state.is_failed()
+    assert "ds '2026-13-01' is not a date; expected YYYY-MM-DD" in finished.state.message
+    assert "--ds" not in finished.state.message
+
+
+def test_a_backfill_of_days_without_input_is_named_skipped(stack):
+    env, _, api = stack
+    run_id = deployment_run(env, "backfill/scores", "kind=names", "start=2026-08-01", "end=2026-08-02")
+    finished = wait_for(api, run_id)
+    assert finished.state.is_completed() and finished.state.name == "Skipped"
+    assert finished.state.message.startswith("all 2 days skipped: no input partition under ")
