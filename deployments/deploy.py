@@ -186,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone)
-    for name in names:
-        print(f"deployed {name}")
+    print(f"deployed {len(names)} deployments on work pool {args.pool!r} (table above)")
     if args.scheduler_timeout > 0:
         missing = check_scheduler(names, args.scheduler_timeout)
         if missing:

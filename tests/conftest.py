@@ -8,6 +8,9 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One intra-op thread for torch here and in every child (CLI runs, torchrun ranks, workers): tiny
+# models gain nothing from more, and beside another busy process 2 threads on 2 cores run ~30x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

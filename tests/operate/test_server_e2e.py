@@ -113,9 +113,9 @@ def stack(tmp_path_factory):
             timeout=180,
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        assert (
-            "deployed score-names/daily" in deployed.stdout and "deployed backfill/scores" in deployed.stdout
-        )
+        assert "score-names/daily" in deployed.stdout and "backfill/scores" in deployed.stdout
+        assert "deployed 10 deployments on work pool 'e2e'" in deployed.stdout
+        assert "scheduler ok" in deployed.stdout  # the server's scheduler queued the cron deployments' runs
         worker = start(
             [*PREFECT, "worker", "start", "--pool", "e2e", "--type", "process"], env, base / "worker.log"
         )
