@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import Flow
@@ -22,6 +23,7 @@ from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterId,
     FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
@@ -127,7 +129,7 @@ def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC") -> list[str]
             )
         )
         names.append(f"{flow.name}/{d.name}")
-    prefect_deploy(
+    applied = prefect_deploy(
         *runners,
         work_pool_name=pool,
         build=False,
@@ -135,34 +137,48 @@ def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC") -> list[str]
         print_next_steps_message=False,
         ignore_warnings=True,
     )
+    if len(applied) < len(runners):  # prefect.deploy reports a failed one in its table and goes on
+        raise DeployFailed(
+            f"{len(runners) - len(applied)} of {len(runners)} deployments failed (table above)"
+        )
     return names
 
 
-def check_scheduler(names: list[str], timeout: float) -> list[str]:
-    """Wait until the server's scheduler has queued a run for every scheduled deployment.
+class DeployFailed(RuntimeError):
+    pass
 
-    -> the deployments still without one after `timeout` seconds (the scheduler service is failing:
-    its errors are in the server's log)."""
+
+def check_scheduler(names: list[str], timeout: float) -> list[str]:
+    """Wait until the server's scheduler has queued a new run for every active scheduled deployment.
+
+    Only runs the scheduler created (auto_scheduled) for after this check began count: a past-due run,
+    or one created by hand, says nothing about today's scheduler. -> the deployments still without
+    one after `timeout` seconds (the scheduler service is failing: its errors are in the server log).
+    """
+    began = datetime.now(UTC)
     with get_client(sync_client=True) as client:
-        ids = {}
+        waiting = {}
         for name in names:
             deployment = client.read_deployment_by_name(name)
-            if deployment.schedules:
-                ids[deployment.id] = name
+            if not deployment.paused and any(s.active for s in deployment.schedules):
+                waiting[deployment.id] = name
         deadline = time.monotonic() + timeout
-        while ids:
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(ids))),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
-                ),
-            )
-            for run in runs:
-                ids.pop(run.deployment_id, None)
-            if not ids or time.monotonic() > deadline:
+        while waiting:
+            for deployment_id in list(waiting):
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                    flow_run_filter=FlowRunFilter(
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                        expected_start_time=FlowRunFilterExpectedStartTime(after_=began),
+                    ),
+                    limit=5,
+                )
+                if any(run.auto_scheduled for run in runs):
+                    waiting.pop(deployment_id)
+            if not waiting or time.monotonic() > deadline:
                 break
             time.sleep(1)
-    return sorted(ids.values())
+    return sorted(waiting.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone)
+    try:
+        names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone)
+    except DeployFailed as err:
+        print(f"deploy: error: {err}", file=sys.stderr)
+        return 1
     print(f"deployed {len(names)} deployments on work pool {args.pool!r} (table above)")
     if args.scheduler_timeout > 0:
         missing = check_scheduler(names, args.scheduler_timeout)

@@ -17,11 +17,26 @@ def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | Non
     """-> (ds as YYYY-MM-DD, the pinned model); raises ValueError/LookupError naming the bad value."""
     spec = get_kind(kind)
     ds = parse_ds(ds)
-    if spec.family != "prices":
+    if spec.family == "prices":
+        if input_path is not None and not Path(input_path).exists():
+            raise ValueError(
+                f"{input_path}: no such file or directory; pass bars as .csv/.parquet or omit --input"
+            )
+    else:
         if input_path is None:
             raise ValueError(f"score {kind}: --input is required (a Parquet/CSV file with {spec.text_col!r})")
         scoring_text_column(Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ()))
     return ds, check_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
+
+
+def user_tracking_uri() -> str | None:
+    """$MLFLOW_TRACKING_URI when the user set it; not the SQLite default models.tracking put there."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if not env:
+        return None
+    from models import tracking
+
+    return None if env == tracking.default_tracking_uri() else env
 
 
 def check_model(kind: str, model_uri: str, data_root: str | None):
@@ -31,7 +46,7 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
         raise ValueError(
             f"--model {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
         )
-    if not os.environ.get("MLFLOW_TRACKING_URI") and not layout.mlflow_db.exists():
+    if not user_tracking_uri() and not layout.mlflow_db.exists():
         raise LookupError(
             f"model {model_uri!r} not found: no MLflow registry at {layout.mlflow_db} yet; "
             f"train one first: rnnflow train {kind} --data-root {layout.root}"

@@ -186,8 +186,8 @@ def train_flow(
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
     Features older than bronze (batches ingested or removed since) are rebuilt first, with the same
-    settings, when refresh_features (the deployments set it); otherwise the run warns that it trains on
-    a stale feature set, in its log, its artifact and its result.
+    settings, when refresh_features (the deployments set it; not with resume or nnodes > 1); otherwise
+    the run warns that it trains on a stale feature set, in its log, its artifact and its result.
 
     nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
     flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
@@ -205,7 +205,9 @@ def train_flow(
         pin_memory=pin_memory,
     )
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
-    if refresh_features and not resume:  # a resume must keep the features its checkpoint was trained on
+    # A resume keeps the features its checkpoint was trained on; with several nodes each would build its
+    # own version at once, so multi-node trainings use the features built beforehand.
+    if refresh_features and not resume and nnodes == 1:
         fresh_features(kind, data_root)
     stale = stale_reason(Layout.of(kind, data_root))
     if stale:

@@ -16,6 +16,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
+# Registry answers that mean "no such model, version or alias" (anything else may be an outage).
+NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 
 # What we installed last; mlflow copies both into os.environ, where they would pass for user settings.
@@ -42,6 +44,11 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
         registry = _REGISTRY_SET = uri
     mlflow.set_registry_uri(registry)
     return uri
+
+
+def default_tracking_uri() -> str | None:
+    """The SQLite default configure() last installed (mlflow copies it into os.environ)."""
+    return _DEFAULT_SET
 
 
 def experiment_id(name: str, artifacts: Path) -> str:
@@ -261,6 +268,8 @@ def resolve(uri: str) -> ResolvedModel:
         else:
             raise ValueError(f"--model {uri!r}: name a version (/3) or an alias (@champion)")
     except MlflowException as err:
+        if err.error_code not in NOT_FOUND:  # a server that is down or busy: transient, let it raise
+            raise
         raise LookupError(
             f"model {uri!r} not found in the registry at {mlflow.get_registry_uri()}: {err.message}. "
             "Train one first (`rnnflow train ...`) or pass --model models:/<name>/<version>"

@@ -232,7 +232,8 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
             raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
     except (pl.exceptions.PolarsError, OSError) as err:
         raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
-    found = [c for c in (text_col, *aliases) if c in columns]
+    by_name = {c.strip().lower(): c for c in reversed(columns)}  # as ingest: case-insensitive
+    found = [by_name[c.lower()] for c in (text_col, *aliases) if c.lower() in by_name]
     if not found:
         names = " or ".join(repr(c) for c in (text_col, *aliases))
         raise SourceError(

@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         train_tiny_names(base / "data")
-    (base / "ok.csv").write_text("name\nIvanov\n")  # ingest's alias `name` is accepted here too
+    (base / "ok.csv").write_text("Name\nIvanov\n")  # ingest's alias `name`, in any case, is accepted too
     (base / "wrong.csv").write_text("family_name\nIvanov\n")
     return base
 

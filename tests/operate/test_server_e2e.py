@@ -305,8 +305,11 @@ def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack):
     assert partition_rows(root, ds) == rows
 
 
-def logs_of(api: str, run_id: str) -> list[str]:
-    """The messages of a flow run's Prefect log (its tasks' and subflows' included), read from the API."""
+def logs_of(api: str, run_id: str, until: str, timeout: float = 60) -> list[str]:
+    """The messages of a flow run's Prefect log (its tasks' and subflows' included), read from the API.
+
+    A run's last lines reach the API shortly after its state is final (the log worker sends batches),
+    so this polls until a message containing `until` is there."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -316,13 +319,25 @@ def logs_of(api: str, run_id: str) -> list[str]:
     )
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    deadline = time.time() + timeout
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
-        )
-        ids = [run_id, *(str(c.id) for c in children)]
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200)
-    return [log.message for log in logs]
+        while True:
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
+            )
+            ids = [run_id, *(str(c.id) for c in children)]
+            messages, offset = [], 0
+            while True:  # page through: the API answers at most 200 rows a call
+                page = client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200, offset=offset
+                )
+                messages += [log.message for log in page]
+                offset += len(page)
+                if len(page) < 200:
+                    break
+            if any(until in m for m in messages) or time.time() > deadline:
+                return messages
+            time.sleep(1)
 
 
 def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(stack, tmp_path):
@@ -351,7 +366,7 @@ def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(sta
     newest = max(client.search_model_versions("name='names-nationality'"), key=lambda v: int(v.version))
     assert newest.tags["features_version"] == after
 
-    messages = logs_of(api, trained)
+    messages = logs_of(api, trained, until=f"registered names-nationality v{newest.version};")
     assert any("building features first" in m for m in messages), messages
     assert any(m.startswith("epoch 1/2") for m in messages) and any(
         m.startswith("epoch 2/2") for m in messages
