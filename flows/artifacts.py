@@ -55,7 +55,7 @@ def train_table(kind: str, report: dict) -> None:
     metrics = {
         k: shown(v)
         for k, v in report.items()
-        if k.startswith(("best_val", "test", "baseline", "persistence")) and v is not None
+        if k.startswith(("best_val", "test", "baseline", "persistence", "reference")) and v is not None
     }
     rows = [
         {"item": "registered model", "value": f"{report['model_name']} v{report['version']}"},

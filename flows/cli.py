@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         choices=["close", "log_return"],
         default=None,
-        help="prices: regress the window-normalised next close (default) or the next log return",
+        help="prices: regress the next log return (default: a correction to persistence) or the "
+        "window-normalised next close",
     )
 
     p = sub.add_parser(
@@ -118,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", choices=["gru", "lstm"], default=None, help="text gru, prices lstm")
     p.add_argument(
         "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
+    )
+    p.add_argument(
+        "--model",
+        dest="model_type",
+        choices=["rnn", "ngram"],
+        default=None,
+        help="text kinds: the recurrent model (rnn, default) or the fast hashed n-gram linear model",
+    )
+    p.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the baseline beside the model (text: the n-gram reference); champion then needs only "
+        "to beat the incumbent",
     )
     p.add_argument(
         "--refresh-features",
@@ -189,8 +204,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "train":
         names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
         model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+        if args.model_type is not None:
+            model_options["model"] = args.model_type
         flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
         flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory", "refresh_features")
+        flags += ("reference",)
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":

@@ -84,7 +84,9 @@ def summary(results: dict, data_root: str | None) -> str:
     lines = ["", "rnnflow demo"]
     for kind, r in results.items():
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
-        lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion v{tr['champion_version']})")
+        champion = f"v{tr['champion_version']}" if tr["champion_version"] is not None else "none"
+        lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion {champion})")
+        lines.append(f"    decision    {tr['champion_decision']}")
         lines.append(
             f"    ingested    {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
             f"{ing['rows_quarantined']:,} quarantined{counts(ing['reasons'], ' (', ')')}"
@@ -125,6 +127,11 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
     if tr.get("test_roc_auc") is not None:  # binary kinds
         test += (
             f"; F1 {tr['test_f1']:.3f} ({tr['baseline_test_f1']:.3f}); ROC-AUC {tr['test_roc_auc']:.3f} (0.5)"
+        )
+    if tr.get("reference_test_accuracy") is not None:
+        test += (
+            f"\n    reference   n-gram model: test accuracy {tr['reference_test_accuracy']:.3f}, "
+            f"macro-F1 {tr['reference_test_macro_f1']:.3f} ({tr['reference_seconds']:.0f}s to train)"
         )
     scored = sum(row["rows"] or 0 for row in sc)
     days = [row["ds"] for row in sc]

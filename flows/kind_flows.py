@@ -182,6 +182,7 @@ def train_flow(
     amp: bool = True,
     pin_memory: bool = True,
     refresh_features: bool = False,
+    reference: bool = True,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
@@ -203,6 +204,7 @@ def train_flow(
         seed=seed,
         amp=amp,
         pin_memory=pin_memory,
+        reference=reference,
     )
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its

@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 
 from models import checkpoint, descriptions, plots, scoring, tracking
 from models.batching import BucketBatches
 from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
+from models.ngram_classifier import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
 from models.packaging import log_text_classifier
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from models.run_scope import Launch, training_run
 from models.train import (
+    FitResult,
     TrainConfig,
     class_weights,
     classification_objective,
@@ -29,10 +32,12 @@ from models.train import (
 from pipeline.features import latest_features, load_split, sample_texts, split_texts
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
+from pipeline.validate import SPLITS
 from pipeline.vocab import Vocabulary
 
 log = logging.getLogger("rnnflow.job")
 CHAMPION_METRIC = "best_val_accuracy"
+MODEL_TYPES = ("rnn", "ngram")  # `rnnflow train --model`
 EVAL_BATCH = 512
 
 
@@ -52,6 +57,14 @@ class TrainReport(tracking.RegisteredRun):
     test_roc_auc: float | None = None
     baseline_test_f1: float | None = None
     baseline_test_roc_auc: float | None = None
+    # the n-gram reference trained in the same run on the same splits (see reference_metrics)
+    model_type: str = "rnn"
+    reference_val_accuracy: float | None = None
+    reference_test_accuracy: float | None = None
+    reference_test_macro_f1: float | None = None
+    reference_test_f1: float | None = None
+    reference_test_roc_auc: float | None = None
+    reference_seconds: float | None = None
 
 
 def train_text_classifier(
@@ -63,6 +76,13 @@ def train_text_classifier(
 ) -> TrainReport | None:
     """-> the report on rank 0 (or without DDP); None on the other ranks."""
     launch = launch or Launch()
+    options = dict(model_options or {})
+    model_type = options.pop("model", "rnn")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"--model {model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
+    if model_type == "ngram" and launch.dist.world_size > 1:
+        raise ValueError("--model ngram trains in seconds in one process; drop --nproc/--nnodes")
+    model_options = options
     folder, manifest = latest_features(layout)
     tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
     labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
@@ -76,10 +96,14 @@ def train_text_classifier(
             "to have features assign 70/15/15 by hash"
         )
     test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
-    model_cfg = RNNClassifierConfig(
-        vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **(model_options or {})
-    )
-    model = RNNClassifier(model_cfg)
+    if model_type == "ngram":
+        model_cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels), **model_options)
+        model = NgramClassifier(model_cfg)
+    else:
+        model_cfg = RNNClassifierConfig(
+            vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **model_options
+        )
+        model = RNNClassifier(model_cfg)
     device = resolve_device(cfg.device, launch.dist.local_rank)
     log.info(
         "training %s on %s: %s train / %s val / %s test rows, %d classes, %d batches per epoch",
@@ -94,26 +118,51 @@ def train_text_classifier(
 
     params = {f"train.{k}": v for k, v in cfg.to_dict().items()}
     params |= {f"model.{k}": v for k, v in model_cfg.to_dict().items()}
-    params |= {"device": str(device), "train_rows": train.num_rows}
+    params |= {"device": str(device), "train_rows": train.num_rows, "model_type": model_type}
     with training_run(kind.name, layout, manifest, launch, params) as scope:
-        weights = class_weights(train.labels(), len(labels)) if cfg.class_weighting else None
-        result = fit(
-            model,
-            train,
-            val,
-            cfg,
-            classification_objective(),
-            on_epoch=scope.log_epoch,
-            loss_kwargs={"class_weights": weights},
-            dist=launch.dist,
-            checkpoints=scope.checkpoints,
-            resume=launch.resume,
-            extra_state=scope.extra_state,
-        )
+        texts = {split: split_texts(folder, manifest, split) for split in SPLITS}
+        if model_type == "ngram":
+            fitted = fit_ngram(model_cfg, *(xy(kind, labels, texts[s]) for s in ("train", "val")), cfg.seed)
+            model, result = fitted.model, ngram_result(fitted, train.num_rows)
+            for row in fitted.history:
+                scope.log_epoch(row)
+        else:
+            weights = class_weights(train.labels(), len(labels)) if cfg.class_weighting else None
+            result = fit(
+                model,
+                train,
+                val,
+                cfg,
+                classification_objective(),
+                on_epoch=scope.log_epoch,
+                loss_kwargs={"class_weights": weights},
+                dist=launch.dist,
+                checkpoints=scope.checkpoints,
+                resume=launch.resume,
+                extra_state=scope.extra_state,
+            )
         if scope.run is None:
             return None
         run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
-        probs, y_test, test_loss = predict(model, test, device)
+        reference, ref_metrics = None, {}
+        if model_type == "ngram":
+            reference = fitted
+        elif cfg.reference:
+            reference = train_reference(kind, labels, texts, cfg.seed)
+        if reference is not None:
+            ref_metrics = reference_metrics(kind, labels, reference, texts["test"])
+            log.info(
+                "reference n-gram model: val accuracy %.4f, test accuracy %.4f (%.1fs)",
+                ref_metrics["reference_val_accuracy"],
+                ref_metrics["reference_test_accuracy"],
+                ref_metrics["reference_seconds"],
+            )
+        if model_type == "ngram":
+            y_test = xy(kind, labels, texts["test"])[1]
+            probs = predict_proba(model, texts["test"][kind.text_col].to_list())
+            test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
+        else:
+            probs, y_test, test_loss = predict(model, test, device)
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         baseline = majority_baseline(train.labels(), y_test, len(labels))
         binary = binary_test_metrics(kind, labels, y_test, probs, baseline["class"])
@@ -129,6 +178,7 @@ def train_text_classifier(
                 "train_samples_per_s": result.samples_per_s,
                 **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
                 **{k: v for k, v in binary.items() if v is not None},
+                **{k: v for k, v in ref_metrics.items() if v is not None},
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +186,13 @@ def train_text_classifier(
             binary_report = {"positive_label": kind.positive_label, **binary} if binary else None
             _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest, binary_report)
             model.cpu()
-            info = log_text_classifier(work, kind, model, folder, manifest, sample_texts(folder, manifest))
+            examples = sample_texts(folder, manifest)
+            info = log_text_classifier(work, kind, model, folder, manifest, examples)
+            if model_type != "ngram" and reference is not None:  # scored beside it by `rnnflow evaluate`
+                ref_info = log_text_classifier(
+                    work, kind, reference.model, folder, manifest, examples, "reference"
+                )
+                mlflow.set_tag("reference_model_uri", ref_info.model_uri)
         outcome = tracking.register_and_promote(
             kind.model_name,
             info,
@@ -146,6 +202,7 @@ def train_text_classifier(
             result.best_value,
             manifest["version"],
             rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
+            reference=gate(model_type, reference),
             descriptions=(
                 descriptions.text_model(kind, manifest),
                 descriptions.version(
@@ -156,6 +213,8 @@ def train_text_classifier(
                         "test_accuracy": test_metrics["accuracy"],
                         "baseline_test_accuracy": baseline["accuracy"],
                         "test_roc_auc": binary.get("test_roc_auc"),
+                        "reference_val_accuracy": ref_metrics.get("reference_val_accuracy"),
+                        "reference_test_accuracy": ref_metrics.get("reference_test_accuracy"),
                     },
                 ),
             ),
@@ -179,6 +238,56 @@ def train_text_classifier(
         device=str(device),
         samples_per_s=result.samples_per_s,
         **binary,
+        model_type=model_type,
+        **ref_metrics,
+    )
+
+
+def gate(model_type: str, reference: NgramFit | None) -> tuple[str, float] | None:
+    """What the champion gate holds the model to: its reference's val accuracy (none for the n-gram
+    model itself, or when the reference was switched off)."""
+    if model_type == "ngram" or reference is None:
+        return None
+    return ("its n-gram reference", reference.val_accuracy)
+
+
+def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray]:
+    """One split's texts and label ids (rows whose label the vocabulary lacks are not in the shards)."""
+    ids = np.array([labels.index[v] for v in frame[kind.label_col].to_list()], dtype=np.int64)
+    return frame[kind.text_col].to_list(), ids
+
+
+def train_reference(kind: TextKind, labels: Vocabulary, texts: dict, seed: int) -> NgramFit:
+    """The n-gram reference on exactly the model's train split, its epoch picked on the same val split."""
+    cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels))
+    return fit_ngram(cfg, xy(kind, labels, texts["train"]), xy(kind, labels, texts["val"]), seed)
+
+
+def reference_metrics(kind: TextKind, labels: Vocabulary, reference: NgramFit, test) -> dict:
+    texts, y = xy(kind, labels, test)
+    probs = predict_proba(reference.model, texts)
+    m = classification_metrics(y, probs.argmax(-1), len(labels))
+    out = {
+        "reference_val_accuracy": reference.val_accuracy,
+        "reference_test_accuracy": m["accuracy"],
+        "reference_test_macro_f1": m["macro_f1"],
+        "reference_seconds": reference.seconds,
+    }
+    binary = binary_test_metrics(kind, labels, y, probs, 0)
+    if binary:
+        out |= {"reference_test_f1": binary["test_f1"], "reference_test_roc_auc": binary["test_roc_auc"]}
+    return out
+
+
+def ngram_result(fitted: NgramFit, train_rows: int) -> FitResult:
+    """The n-gram fit in the shape the job reports for every model."""
+    rate = train_rows * len(fitted.history) / max(fitted.seconds, 1e-9)
+    return FitResult(
+        "val_accuracy",
+        history=fitted.history,
+        best_epoch=fitted.best_epoch,
+        best_value=fitted.val_accuracy,
+        samples_per_s=rate,
     )
 
 

@@ -15,6 +15,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
+from models.ngram_classifier import NgramClassifier, NgramConfig, ngram_ids
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from pipeline.features import tokenize
 from pipeline.kinds import TextKind
@@ -40,7 +41,11 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         self.max_tokens = spec.get("max_tokens")
         self.tokens = Vocabulary.from_json(Path(context.artifacts["vocab_tokens"]).read_text())
         self.labels = Vocabulary.from_json(Path(context.artifacts["vocab_labels"]).read_text())
-        self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
+        self.ngram = spec.get("model_type") == "ngram"
+        if self.ngram:
+            self.model = NgramClassifier(NgramConfig(**spec["model"]))
+        else:
+            self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
@@ -48,13 +53,17 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
 
     def encode(self, texts: pd.Series) -> list[list[int]]:
         frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
-        pieces = frame.select(clean_text(self.kind)).select(tokenize(self.kind))["pieces"]
+        cleaned = frame.select(clean_text(self.kind))
+        if self.ngram:  # hashed n-grams of the cleaned text, as in training
+            return ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config)
+        pieces = cleaned.select(tokenize(self.kind))["pieces"]
         ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
         return [i[: self.max_tokens] for i in ids] if self.max_tokens else ids
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         ids = self.encode(model_input[self.kind.text_col])
-        probs = score_sequences(self.model, ids, self.tokens.pad_id, self.batch_size)  # (N, C)
+        pad = self.model.config.pad_id
+        probs = score_sequences(self.model, ids, pad, self.batch_size)  # (N, C)
         k = min(TOP_K, probs.shape[1])
         top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
         empty = np.array([len(i) == 0 for i in ids])
@@ -78,7 +87,9 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
 
 
 @torch.inference_mode()
-def score_sequences(model: RNNClassifier, ids: list[list[int]], pad_id: int, batch_size: int) -> np.ndarray:
+def score_sequences(
+    model: RNNClassifier | NgramClassifier, ids: list[list[int]], pad_id: int, batch_size: int
+) -> np.ndarray:
     """Probabilities for token-id lists, run in length-sorted batches (little padding), input order kept."""
     n, classes = len(ids), model.config.num_classes
     probs = np.full((n, classes), 1.0 / classes, dtype=np.float32)
@@ -115,13 +126,16 @@ def log_pyfunc(
     artifacts: dict[str, str],
     model_signature: ModelSignature,
     input_example: pd.DataFrame,
+    name: str = "model",
 ):
-    """Every kind's packaging: weights (state_dict) + spec.json + extra artifacts as a pyfunc "model"."""
+    """Every kind's packaging: weights (state_dict) + spec.json + extra artifacts as a pyfunc `name`."""
+    workdir = workdir / name
+    workdir.mkdir(parents=True, exist_ok=True)
     weights = workdir / "weights.pt"
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
     (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
     return mlflow.pyfunc.log_model(
-        name="model",
+        name=name,
         python_model=python_model,
         artifacts={"weights": str(weights), "spec": str(workdir / "spec.json"), **artifacts},
         signature=model_signature,
@@ -133,14 +147,16 @@ def log_pyfunc(
 def log_text_classifier(
     workdir: Path,
     kind: TextKind,
-    model: RNNClassifier,
+    model: RNNClassifier | NgramClassifier,
     features_dir: Path,
     manifest: dict,
     examples: list[str],
+    name: str = "model",
 ):
-    """Log a text classifier with its vocabularies; returns MLflow's ModelInfo."""
+    """Log a text classifier (RNN or n-gram) with its vocabularies; returns MLflow's ModelInfo."""
     spec = {
         "kind": {k: v for k, v in kind.__dict__.items()},
+        "model_type": "ngram" if isinstance(model, NgramClassifier) else "rnn",
         "model": model.config.to_dict(),
         "max_tokens": manifest["config"].get("max_tokens"),
         "features_version": manifest["version"],
@@ -150,4 +166,4 @@ def log_text_classifier(
         "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
     }
     example = pd.DataFrame({kind.text_col: examples})
-    return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example)
+    return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name)

@@ -43,6 +43,7 @@ EVAL_BATCH = 1024
 @dataclass
 class PriceTrainReport(tracking.RegisteredRun):
     best_val_rmse: float
+    persistence_val_rmse: float  # the reference the champion gate holds the model to
     test: dict  # rmse, mae, mape, directional_accuracy of the model
     persistence: dict  # the same for tomorrow's close = today's, on the same windows
     always_up_directional_accuracy: float  # share of test days that closed up: the "always up" guess
@@ -157,6 +158,9 @@ def train_price_forecaster(
         forecast, _ = test.forecast(model, device)
         ours = regression_metrics(test.actual, forecast, test.last)
         naive = regression_metrics(test.actual, test.last, test.last)
+        naive_val = regression_metrics(val.actual, val.last, val.last)["rmse"]
+        for metrics in (ours, naive):
+            metrics["directional_ci95"] = wilson_interval(metrics["directional_accuracy"], len(test.actual))
         always_up = float(np.mean(test.actual > test.last)) if len(test.actual) else 0.0
         mlflow.log_metrics(
             {
@@ -165,8 +169,9 @@ def train_price_forecaster(
                 "train_samples_per_s": result.samples_per_s,
                 **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
             }
-            | {f"test_{k}": v for k, v in ours.items()}
-            | {f"persistence_test_{k}": v for k, v in naive.items()}
+            | {f"test_{k}": v for k, v in ours.items() if not isinstance(v, tuple)}
+            | {f"persistence_test_{k}": v for k, v in naive.items() if not isinstance(v, tuple)}
+            | {"persistence_val_rmse": naive_val}
             | {"always_up_test_directional_accuracy": always_up}
         )
         model.cpu()
@@ -192,13 +197,18 @@ def train_price_forecaster(
             manifest["version"],
             rescore=lambda v: champion_rmse(kind, v, val),
             higher_is_better=False,
+            reference=("persistence", naive_val) if cfg.reference else None,
             descriptions=(
                 descriptions.price_model(kind, manifest),
                 descriptions.version(
                     CHAMPION_METRIC,
                     result.best_value,
                     manifest,
-                    {"test_rmse": ours["rmse"], "persistence_test_rmse": naive["rmse"]},
+                    {
+                        "persistence_val_rmse": naive_val,
+                        "test_rmse": ours["rmse"],
+                        "persistence_test_rmse": naive["rmse"],
+                    },
                 ),
             ),
         )
@@ -212,6 +222,7 @@ def train_price_forecaster(
         tracking_uri=uri,
         **outcome,
         best_val_rmse=result.best_value,
+        persistence_val_rmse=naive_val,
         test=ours,
         persistence=naive,
         always_up_directional_accuracy=always_up,
@@ -221,6 +232,15 @@ def train_price_forecaster(
         device=str(device),
         samples_per_s=result.samples_per_s,
     )
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (directional accuracy over n test days)."""
+    if n == 0:
+        return (0.0, 1.0)
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(centre - half), float(centre + half))
 
 
 def champion_rmse(kind: PriceKind, version: int, val: Windows) -> float | None:

@@ -38,6 +38,10 @@ class RNNRegressor(nn.Module):
         self.rnn = CELLS[c.cell](c.input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=inter)
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden_size, 1)
+        # Starts at the mean target: with the log_return target that is persistence plus the average
+        # drift, so training only has to learn a correction and "do nothing" is the easy floor.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor | None = None

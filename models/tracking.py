@@ -134,17 +134,27 @@ class ChampionDecision:
     value: float
     previous_value: float | None
     note: str = ""
+    reference: tuple[str, float] | None = None  # (what, its value on the same metric and split)
+    beats_reference: bool = True
 
     @property
     def message(self) -> str:
+        head = f"v{self.version} {self.metric}={self.value:.4f}"
+        if self.reference is not None:
+            name, value = self.reference
+            verb = "holds its own against" if self.beats_reference else "LOSES TO"
+            head += f" {verb} {name} ({value:.4f})"
+        if not self.beats_reference:
+            if self.previous_version is None:
+                return f"{head}: registered, NOT champion (there is no champion yet)"
+            return f"{head}: registered, not champion; champion stays v{self.previous_version}"
         if self.previous_version is None:
-            return f"v{self.version} is the first champion ({self.metric}={self.value:.4f})"
+            return f"{head}; first champion"
+        if self.previous_value is None:  # the champion could not be re-scored
+            return f"{head}; champion v{self.previous_version} could not be scored, champion moved"
         verb = "beats" if self.promoted else "does not beat"
         tail = ("; champion moved" if self.promoted else "; champion stays") + self.note
-        return (
-            f"v{self.version} {self.metric}={self.value:.4f} {verb} champion v{self.previous_version} "
-            f"({self.previous_value:.4f}){tail}"
-        )
+        return f"{head}; {verb} champion v{self.previous_version} ({self.previous_value:.4f}){tail}"
 
 
 def promote_if_better(
@@ -155,8 +165,10 @@ def promote_if_better(
     features_version: str,
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
+    reference: tuple[str, float] | None = None,
 ) -> ChampionDecision:
-    """Move `champion` to `version` only if it strictly beats the current champion on the same data.
+    """Move `champion` to `version` only if it strictly beats the current champion on the same data
+    and, when given, the run's reference (the obvious baseline) on the same metric and split.
 
     A champion trained on other features was validated on another split, so its stored metric is not
     comparable: `rescore(champion_version)` measures it on this training's validation split instead.
@@ -171,12 +183,18 @@ def promote_if_better(
         else:
             previous_value = rescore(previous)
             note = f" (champion re-scored on features {features_version})"
-    better = previous_value is None or (
-        value > previous_value if higher_is_better else value < previous_value
-    )
+
+    def beats(a: float, b: float) -> bool:
+        return a > b if higher_is_better else a < b
+
+    # The reference must not win: a tie with the obvious baseline is not a loss to it.
+    beats_reference = reference is None or not beats(reference[1], value)
+    better = beats_reference and (previous_value is None or beats(value, previous_value))
     if better:
         client.set_registered_model_alias(model_name, CHAMPION, str(version))
-    decision = ChampionDecision(better, version, previous, metric, value, previous_value, note)
+    decision = ChampionDecision(
+        better, version, previous, metric, value, previous_value, note, reference, beats_reference
+    )
     client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
     return decision
 
@@ -194,6 +212,7 @@ class RegisteredRun:
     promoted: bool
     champion_version: int | None
     champion_decision: str
+    beats_reference: bool
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -210,6 +229,7 @@ def register_and_promote(
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
     descriptions: tuple[str, str] | None = None,
+    reference: tuple[str, float] | None = None,
 ) -> dict:
     """Register the logged model, apply the champion rule, tag the active run; -> report fields.
 
@@ -226,7 +246,7 @@ def register_and_promote(
         version_text,
     )
     decision = promote_if_better(
-        model_name, version, metric, value, features_version, rescore, higher_is_better
+        model_name, version, metric, value, features_version, rescore, higher_is_better, reference
     )
     mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
     return {
@@ -234,6 +254,7 @@ def register_and_promote(
         "promoted": decision.promoted,
         "champion_version": version if decision.promoted else decision.previous_version,
         "champion_decision": decision.message,
+        "beats_reference": decision.beats_reference,
     }
 
 

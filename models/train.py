@@ -38,6 +38,10 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler
     pin_memory: bool = True  # CUDA only: page-locked batches, copied without blocking
+    # Train the obvious baseline beside the model (text: n-gram reference; prices: persistence is
+    # always measured) and refuse `champion` to a model that loses to it on validation. False: the
+    # champion rule compares with the incumbent only (a deliberate opt-out, recorded in the run).
+    reference: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):

@@ -91,7 +91,7 @@ class PriceKind:
     name: str = "prices"
     model_name: str = "prices-next-close"
     lookback: int = 7  # feature default: trading days in each input window
-    target: str = "close"  # feature default: "close" (window-normalised) or "log_return"
+    target: str = "log_return"  # feature default: next log return (a correction to persistence) or "close"
     column_aliases: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "ticker": ("symbol", "name"),

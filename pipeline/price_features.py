@@ -31,7 +31,7 @@ TARGETS = ("close", "log_return")
 @dataclass(frozen=True)
 class PriceFeatureConfig:
     lookback: int = 7  # trading days per input window
-    target: str = "close"  # "close": next close / first close - 1; "log_return": log(next / last close)
+    target: str = "log_return"  # log(next / last close): 0 is persistence; "close": next / first close - 1
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # shares of the trading dates, in order
 
     def __post_init__(self) -> None:

@@ -83,8 +83,8 @@ def processes_tagged(tag: str) -> list[int]:
 
 
 def train_tiny_names(root: Path) -> None:
-    """Ingest make_surnames(), build features and register a tiny names model (v1, champion) under
-    root, without any Prefect run."""
+    """Ingest make_surnames(), build features and register a tiny names model (v1, champion: no
+    reference gate) under root, without any Prefect run."""
     from models.classifier_job import train_text_classifier
     from models.train import TrainConfig
     from pipeline.features import FeatureConfig, build_features
@@ -98,4 +98,6 @@ def train_tiny_names(root: Path) -> None:
     csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
     ingest([str(csv)], KIND, layout)
     build_features(KIND, layout, FeatureConfig(max_buckets=8))
-    train_text_classifier(KIND, layout, TrainConfig(epochs=1), {"hidden_size": 16, "embed_dim": 8})
+    train_text_classifier(
+        KIND, layout, TrainConfig(epochs=1, reference=False), {"hidden_size": 16, "embed_dim": 8}
+    )

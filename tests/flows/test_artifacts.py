@@ -39,10 +39,13 @@ def test_each_flow_publishes_a_table_and_the_registry_describes_the_model(tmp_pa
     trained = {r["item"]: r["value"] for r in latest_artifact("train-names")}
     assert trained["registered model"] == f"names-nationality v{report['version']}"
     assert report["run_id"] in trained["MLflow run"] and "best_val_accuracy" in trained
+    assert "reference_val_accuracy" in trained and "reference_test_accuracy" in trained
 
     to_score = tmp_path / "in.parquet"
     pl.DataFrame({"surname": ["Ivanov", "Tanaka"]}).write_parquet(to_score)
-    score_flow("names", str(to_score), "2026-11-01", data_root=str(root))
+    # pinned: a 1-epoch model may lose to its reference, and then there is no champion to score with
+    pinned = f"models:/names-nationality/{report['version']}"
+    score_flow("names", str(to_score), "2026-11-01", pinned, data_root=str(root))
     scored = {r["item"]: r["value"] for r in latest_artifact("score-names")}
     assert scored["rows scored"] == 2 and scored["model"] == f"names-nationality v{report['version']}"
     assert scored["read"] == str(to_score) and scored["wrote"].endswith("ds=2026-11-01/part-0.parquet")

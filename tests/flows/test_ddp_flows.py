@@ -24,6 +24,7 @@ from tests.conftest import make_surnames, processes_tagged
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"hidden_size": 16, "embed_dim": 8, "dropout": 0.0}
 RECIPE = {"epochs": 6, "batch_size": 16, "lr": 0.02, "patience": 6, "seed": 7, "model_options": TINY}
+RECIPE["reference"] = False  # DDP is about ranks and runs here, not the champion gate
 
 
 def prepared(tmp_path) -> Path:

@@ -28,8 +28,8 @@ def trained(tmp_path_factory, prefect_api):
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         ingested = ingest_flow("prices", [str(folder)], str(root))
         features = features_flow("prices", str(root), lookback=5)
-        first = train_flow("prices", str(root), epochs=1, lr=1e-4, model_options=TINY)
-        second = train_flow("prices", str(root), epochs=6, lr=3e-3, model_options=TINY)
+        first = train_flow("prices", str(root), epochs=1, lr=1e-4, model_options=TINY, reference=False)
+        second = train_flow("prices", str(root), epochs=6, lr=3e-3, model_options=TINY, reference=False)
         yield root, ingested, features, (first, second)
 
 
@@ -37,7 +37,9 @@ def test_training_logs_one_run_with_metrics_beside_persistence_and_plots(trained
     root, ingested, features, (first, _) = trained
     assert ingested["rows_ok"] == 3 * 120 + 3
     assert features["tickers_too_short"] == ["NEW"]
-    assert set(first["test"]) == {"rmse", "mae", "mape", "directional_accuracy"}
+    assert set(first["test"]) == {"rmse", "mae", "mape", "directional_accuracy", "directional_ci95"}
+    low, high = first["test"]["directional_ci95"]
+    assert 0 <= low <= first["test"]["directional_accuracy"] <= high <= 1
     assert first["persistence"]["rmse"] > 0 and first["test_windows"] > 0
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     client = MlflowClient()

@@ -1,0 +1,94 @@
+"""The reference every training is held to: a text model that loses to its n-gram reference, or a
+price model that loses to persistence, is registered but never champion; `--model ngram` is a model."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from models.ngram_classifier import NgramConfig, ngram_ids
+from pipeline.features import latest_features, split_texts
+from pipeline.layout import Layout
+from tests.conftest import make_surnames
+
+LOSER = {"epochs": 1, "lr": 1e-4, "model_options": {"hidden_size": 8, "embed_dim": 4}}
+
+
+@pytest.fixture(scope="module")
+def names_root(tmp_path_factory, prefect_api):
+    root = tmp_path_factory.mktemp("gate") / "data"
+    csv = root.parent / "surnames.csv"
+    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        ingest_flow("names", [str(csv)], str(root))
+        features_flow("names", str(root), max_buckets=8)
+        yield root
+
+
+def registry(root) -> MlflowClient:
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_a_text_model_that_loses_to_its_reference_is_not_crowned(names_root):
+    report = train_flow("names", str(names_root), **LOSER)
+    assert report["reference_val_accuracy"] > report["best_val_accuracy"]  # the premise
+    assert (report["version"], report["promoted"], report["champion_version"]) == (1, False, None)
+    assert not report["beats_reference"]
+    decision = report["champion_decision"]
+    assert f"best_val_accuracy={report['best_val_accuracy']:.4f}" in decision
+    assert f"LOSES TO its n-gram reference ({report['reference_val_accuracy']:.4f})" in decision
+    assert "NOT champion (there is no champion yet)" in decision
+    client = registry(names_root)
+    assert client.get_model_version("names-nationality", "1").tags["champion_decision"] == decision
+    assert not client.get_registered_model("names-nationality").aliases
+    run = client.get_run(report["run_id"])
+    for key in ("reference_val_accuracy", "reference_test_accuracy", "reference_test_macro_f1"):
+        assert key in run.data.metrics
+    reference = mlflow.pyfunc.load_model(run.data.tags["reference_model_uri"])  # for `rnnflow evaluate`
+    assert reference.predict(pd.DataFrame({"surname": ["Belmoto"]}))["predicted_label"][0] == "Japanese"
+
+
+def test_the_reference_learns_on_exactly_the_models_splits(names_root):
+    """Its epoch is picked on val and it never sees a test row: train, val and test share no text."""
+    folder, manifest = latest_features(Layout.of("names", names_root))
+    texts = {s: set(split_texts(folder, manifest, s)["surname"].to_list()) for s in ("train", "val", "test")}
+    assert texts["train"] and texts["val"] and texts["test"]
+    assert not texts["train"] & texts["test"] and not texts["val"] & texts["test"]
+    cfg = NgramConfig.for_tokenizer("chars", 3)
+    assert (
+        ngram_ids(["Ab"], cfg) == ngram_ids(["Ab"], cfg) and len(ngram_ids(["Ab"], cfg)[0]) == 4 + 3 + 2 + 1
+    )
+
+
+def test_the_ngram_model_trains_registers_and_scores_through_the_same_path(names_root, tmp_path):
+    report = train_flow("names", str(names_root), epochs=1, model_options={"model": "ngram"})
+    assert report["model_type"] == "ngram" and report["promoted"]  # the reference itself: no gate
+    assert report["best_val_accuracy"] == report["reference_val_accuracy"] >= 0.9
+    to_score = tmp_path / "in.csv"
+    to_score.write_text("surname\nBelmoto\nCarski\n\n")
+    out = score_flow("names", str(to_score), "2026-11-01", data_root=str(names_root))
+    frame = pl.read_parquet(out["path"])
+    assert frame["predicted_label"].to_list()[:2] == ["Japanese", "Polish"]
+    assert frame.columns[:5] == ["surname", "predicted_label", "probability", "top_labels", "top_probs"]
+    assert frame["model_version"].to_list() == [report["version"]] * 3
+
+
+def test_a_price_model_that_loses_to_persistence_is_not_crowned(tmp_path, prefect_api, monkeypatch):
+    from tests.pipeline.test_prices import write_ticker_folder
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root, folder = tmp_path / "data", write_ticker_folder(tmp_path / "daily", ("AAA", "BBB"), n=120)
+    ingest_flow("prices", [str(folder)], str(root))
+    features_flow("prices", str(root), lookback=5, target="close")  # no persistence floor built in
+    report = train_flow("prices", str(root), epochs=1, lr=1e-4, model_options={"hidden_size": 8})
+    assert report["best_val_rmse"] > report["persistence_val_rmse"]  # the premise
+    assert not report["promoted"] and report["champion_version"] is None
+    assert f"LOSES TO persistence ({report['persistence_val_rmse']:.4f})" in report["champion_decision"]
+    assert not registry(root).get_registered_model("prices-next-close").aliases
