@@ -97,3 +97,20 @@ def backfill_table(kind: str, days: list[dict]) -> None:
     create_table_artifact(
         days, key=_key("backfill", kind), description=f"Backfill of {kind}, one row per day"
     )
+
+
+def evaluation_table(kind: str, source: str, report: dict) -> None:
+    rows = [
+        {"item": "model", "value": f"{report['model_name']} v{report['model_version']}"},
+        {
+            "item": "read",
+            "value": f"{source}: {report['rows']:,} rows ({report['rows_rejected']:,} rejected)",
+        },
+        {"item": "MLflow evaluation run", "value": report["evaluation_run_id"]},
+        *(
+            {"item": k, "value": shown(v)}
+            for k, v in report.items()
+            if k.endswith(("_accuracy", "_macro_f1"))
+        ),
+    ]
+    create_table_artifact(rows, key=_key("evaluate", kind), description=f"Evaluation of {kind} on {source}")

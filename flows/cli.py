@@ -165,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
 
     p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="score a labelled file with a pinned model; log an MLflow evaluation run",
+        description="Score a labelled file (the ingest formats and rules) with a pinned version, beside "
+        "that training's n-gram reference and the file's majority class; log accuracy, macro-F1, the "
+        "confusion matrix and a per-class report as a run in rnnflow-<kind>-evaluations, linked to the "
+        "version (tags evaluated_model/evaluated_version; the version's tag last_evaluation_run).",
+    )
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("--input", required=True, help="labelled file (text and label columns)")
+    p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
+
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="the whole pipeline for every kind on real data",
@@ -213,6 +226,8 @@ def run(args: argparse.Namespace) -> dict:
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":
         return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
+    if args.command == "evaluate":
+        return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:

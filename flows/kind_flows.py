@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
-from models import jobs, scoring, tracking
+from models import evaluation, jobs, scoring, tracking
 from models.launch import torchrun
 from models.run_scope import Launch
 from models.train import TrainConfig
@@ -239,6 +239,25 @@ def fresh_features(kind: str, data_root: str | None) -> None:
         names = ("max_buckets", "min_freq", "max_tokens", "split_ratios", "lookback", "target")
         settings = {k: v for k, v in config.items() if k in names}
     features_flow(kind, data_root, **settings)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_model(kind: str, input_path: str, model_uri: str, data_root: str | None) -> dict:
+    return evaluation.evaluate_text(get_kind(kind), Layout.of(kind, data_root), input_path, model_uri)
+
+
+@flow(name="evaluate", flow_run_name="evaluate-{kind}", log_prints=True)
+def evaluate_flow(
+    kind: str, input_path: str, model_uri: str | None = None, data_root: str | None = None
+) -> dict:
+    """Score a labelled file with a pinned version (default: the champion), beside its training's
+    n-gram reference and the file's majority class; logged as an MLflow evaluation run."""
+    spec = get_kind(kind)
+    if spec.family != "text":
+        raise ValueError(f"evaluate {kind}: only text kinds (names, reviews) can be evaluated on a file yet")
+    report = evaluate_model(kind, input_path, model_uri or f"models:/{spec.model_name}@champion", data_root)
+    artifacts.evaluation_table(kind, input_path, report)
+    return report
 
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)

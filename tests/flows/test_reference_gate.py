@@ -16,6 +16,7 @@ from pipeline.layout import Layout
 from tests.conftest import make_surnames
 
 LOSER = {"epochs": 1, "lr": 1e-4, "model_options": {"hidden_size": 8, "embed_dim": 4}}
+TINY_RNN = {"hidden_size": 16, "embed_dim": 8, "dropout": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,33 @@ def test_a_price_model_that_loses_to_persistence_is_not_crowned(tmp_path, prefec
     assert not report["promoted"] and report["champion_version"] is None
     assert f"LOSES TO persistence ({report['persistence_val_rmse']:.4f})" in report["champion_decision"]
     assert not registry(root).get_registered_model("prices-next-close").aliases
+
+
+def test_evaluate_logs_a_run_linked_to_the_version(names_root, tmp_path):
+    from flows.cli import main
+
+    report = train_flow("names", str(names_root), epochs=20, lr=0.02, batch_size=16, model_options=TINY_RNN)
+    labelled = tmp_path / "labelled.csv"
+    unseen = [("Zanmoto", "Japanese"), ("Vorski", "Polish"), ("Tulov", "Russian"), ("Qelski", "Polish")]
+    labelled.write_text(
+        "surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in unseen) + "Bad\x01,Polish\n"
+    )
+    uri = f"models:/names-nationality/{report['version']}"
+    args = ["evaluate", "names", "--input", str(labelled), "--model", uri, "--data-root", str(names_root)]
+    assert main(args) == 0
+
+    client = registry(names_root)
+    version = client.get_model_version("names-nationality", str(report["version"]))
+    run = client.get_run(version.tags["last_evaluation_run"])
+    assert (
+        run.data.tags["evaluated_model_uri"] == uri and run.data.tags["evaluated_run_id"] == report["run_id"]
+    )
+    metrics = run.data.metrics
+    assert metrics["rows"] == 4 and metrics["rows_rejected"] == 1  # the ingest rules apply
+    assert metrics["majority_accuracy"] == 0.5  # Polish, 2 of 4
+    assert {"model_accuracy", "model_macro_f1", "reference_accuracy", "reference_macro_f1"} <= set(metrics)
+    assert metrics["reference_accuracy"] == 1.0  # the suffix decides: the n-gram reference knows it
+    paths = {a.path for d in ("reports", "plots") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"reports/evaluation_report.json", "plots/confusion_matrix.png"} <= paths
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "rnnflow-names-evaluations"
