@@ -121,6 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
     )
     p.add_argument(
+        "--pooling",
+        choices=["last", "meanmax"],
+        default=None,
+        help="text only: read the last real step (default) or mean+max over the real steps",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "onecycle"],
+        default="constant",
+        help="learning rate: constant (default) or one-cycle up to --lr and down over all epochs",
+    )
+    p.add_argument(
         "--model",
         dest="model_type",
         choices=["rnn", "ngram"],
@@ -216,12 +228,13 @@ def run(args: argparse.Namespace) -> dict:
         )
     if args.command == "train":
         names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
+        names += ("pooling",)
         model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
         if args.model_type is not None:
             model_options["model"] = args.model_type
         flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
         flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory", "refresh_features")
-        flags += ("reference",)
+        flags += ("reference", "schedule")
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":

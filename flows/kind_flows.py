@@ -183,6 +183,7 @@ def train_flow(
     pin_memory: bool = True,
     refresh_features: bool = False,
     reference: bool = True,
+    schedule: str = "constant",
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
@@ -205,6 +206,7 @@ def train_flow(
         amp=amp,
         pin_memory=pin_memory,
         reference=reference,
+        schedule=schedule,
     )
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its

@@ -16,6 +16,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from models.rnn_common import CELLS, check_config
 
+POOLINGS = ("last", "meanmax")
+
 
 @dataclass
 class RNNClassifierConfig:
@@ -29,9 +31,12 @@ class RNNClassifierConfig:
     cell: str = "gru"
     pad_id: int = 0
     pack: bool = False  # packed sequences; slower than exact-length buckets on CPU (bench/)
+    pooling: str = "last"  # "last": state after the last real step; "meanmax": mean and max over real steps
 
     def __post_init__(self) -> None:
         check_config(self, ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers"))
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +72,8 @@ class RNNClassifier(nn.Module):
                 )
                 for i in range(c.num_layers)
             )
-        self.head = nn.Linear(c.hidden_size * (2 if c.bidirectional else 1), c.num_classes)
+        width = c.hidden_size * (2 if c.bidirectional else 1)
+        self.head = nn.Linear(width * (2 if c.pooling == "meanmax" else 1), c.num_classes)
 
     def forward(
         self,
@@ -98,6 +104,8 @@ class RNNClassifier(nn.Module):
             x = torch.cat(outs, dim=-1)  # (B, T, H * dirs)
             if i < len(self.layers) - 1:
                 x = self.drop(x)
+        if self.config.pooling == "meanmax":
+            return mean_max(x, lengths)  # (B, 2 * H * dirs)
         h_f = x[rows, last, : self.config.hidden_size]  # forward state after the last real token
         if not self.config.bidirectional:
             return h_f  # (B, H)
@@ -108,11 +116,22 @@ class RNNClassifier(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True)  # (B, T', H * dirs)
+        if self.config.pooling == "meanmax":
+            return mean_max(out, lengths)
         rows = torch.arange(x.size(0), device=x.device)
         h_f = out[rows, (lengths - 1).to(x.device), : self.config.hidden_size]
         if not self.config.bidirectional:
             return h_f
         return torch.cat([h_f, out[:, 0, self.config.hidden_size :]], dim=-1)
+
+
+def mean_max(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean and max over each row's real steps only. x (B, T, D), lengths (B,) -> (B, 2D)."""
+    real = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)
+    real = real.unsqueeze(-1)  # (B, T, 1)
+    mean = (x * real).sum(dim=1) / lengths.to(x.device).clamp(min=1).unsqueeze(1).to(x.dtype)
+    top = x.masked_fill(~real, torch.finfo(x.dtype).min).amax(dim=1)
+    return torch.cat([mean, top], dim=-1)
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

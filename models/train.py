@@ -23,6 +23,7 @@ from models.rnn_classifier import RNNClassifier
 
 log = logging.getLogger("rnnflow.train")
 DEVICES = ("auto", "cpu", "cuda")
+SCHEDULES = ("constant", "onecycle")
 
 
 @dataclass
@@ -42,6 +43,7 @@ class TrainConfig:
     # always measured) and refuse `champion` to a model that loses to it on validation. False: the
     # champion rule compares with the incumbent only (a deliberate opt-out, recorded in the run).
     reference: bool = True
+    schedule: str = "constant"  # "onecycle": warm up to lr, then anneal, over all epochs' steps
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -49,6 +51,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 
@@ -162,10 +166,14 @@ def fit(
     batches = RankBatches(train, dist.rank, dist.world_size) if dist.active else train
     loss_kwargs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in (loss_kwargs or {}).items()}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = None
+    if cfg.schedule == "onecycle":  # stepped per batch; every rank takes the same number of steps
+        steps = max(len(batches), 1) * cfg.epochs
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     amp = Amp(cfg, device)
     result, first = FitResult(objective.metric), 1
     if resume:
-        first = _restore(checkpoints, model, opt, amp, result)
+        first = _restore(checkpoints, model, opt, amp, result, sched)
     seen, busy = 0, 0.0
     for epoch in range(first, cfg.epochs + 1):
         trace_plan(batches, dist, epoch)
@@ -177,6 +185,8 @@ def fit(
                 _, loss = net(inputs, lengths, y, **loss_kwargs)
             opt.zero_grad(set_to_none=True)
             amp.backward_and_step(loss, opt, model.parameters(), cfg.grad_clip)
+            if sched is not None:
+                sched.step()
             loss_sum += float(loss.detach()) * len(y)
             rows += len(y)
         train_seconds = time.perf_counter() - t0
@@ -199,7 +209,7 @@ def fit(
             result.best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
         result.stopped_early = not improved and epoch - result.best_epoch >= cfg.patience
         if checkpoints is not None and dist.is_main:
-            _save(checkpoints, epoch, model, opt, amp, result, extra_state)
+            _save(checkpoints, epoch, model, opt, amp, result, extra_state, sched)
         barrier(dist)
         fault_injection(dist, epoch)
         if result.stopped_early:
@@ -246,12 +256,12 @@ class Amp:
         self.scaler.update()
 
 
-def _save(folder, epoch, model, opt, amp, result: FitResult, extra_state) -> None:
+def _save(folder, epoch, model, opt, amp, result: FitResult, extra_state, sched=None) -> None:
     state = {
         "epoch": epoch,  # the sampler's plan is a function of (seed, epoch): the next epoch is epoch + 1
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
-        "scheduler": None,  # constant learning rate: no scheduler state to keep
+        "scheduler": sched.state_dict() if sched is not None else None,  # None: constant learning rate
         "grad_scaler": amp.scaler.state_dict(),
         "rng": checkpoint.rng_state(),
         "history": result.history,
@@ -264,7 +274,7 @@ def _save(folder, epoch, model, opt, amp, result: FitResult, extra_state) -> Non
     checkpoint.save(state, folder, epoch)
 
 
-def _restore(folder, model, opt, amp, result: FitResult) -> int:
+def _restore(folder, model, opt, amp, result: FitResult, sched=None) -> int:
     path = checkpoint.latest(folder) if folder is not None else None
     if path is None:
         raise FileNotFoundError(
@@ -273,6 +283,8 @@ def _restore(folder, model, opt, amp, result: FitResult) -> int:
     state = checkpoint.load(path)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
+    if sched is not None and state.get("scheduler"):
+        sched.load_state_dict(state["scheduler"])
     if state["grad_scaler"] and amp.scaler.is_enabled():  # empty when saved without fp16 scaling
         amp.scaler.load_state_dict(state["grad_scaler"])
     checkpoint.set_rng_state(state["rng"])

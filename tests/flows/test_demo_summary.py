@@ -25,6 +25,7 @@ def results(root, model_rmse: float) -> dict:
             "model_name": "names-nationality",
             "version": 2,
             "champion_version": 2,
+            "champion_decision": "v2 best_val_accuracy=0.8000 holds its own against its n-gram reference",
             "test_accuracy": 0.8,
             "baseline_accuracy": 0.1,
             "test_macro_f1": 0.7,
@@ -42,7 +43,8 @@ def results(root, model_rmse: float) -> dict:
         "train": {
             "model_name": "prices-next-close",
             "version": 1,
-            "champion_version": 1,
+            "champion_version": None,
+            "champion_decision": "v1 best_val_rmse=6.9 LOSES TO persistence (6.7): registered, NOT champion",
             "test": {"rmse": model_rmse, "mae": 3.7, "mape": 1.28, "directional_accuracy": 0.509},
             "persistence": {"rmse": 6.717, "mae": 3.58, "mape": 1.24, "directional_accuracy": 0.002},
             "always_up_directional_accuracy": 0.499,
@@ -61,6 +63,8 @@ def test_summary_formats_numbers_and_prints_runnable_commands(tmp_path):
     assert f".venv/bin/rnnflow score names --data-root {tmp_path} --ds {demo_days()[-1]}" in text
     assert f"make mlflow-ui DATA_ROOT={tmp_path}" in text
     assert "mlflow ui --backend-store-uri" not in text
+    assert "prices -> prices-next-close v1 (champion none)" in text
+    assert "decision    v1 best_val_rmse=6.9 LOSES TO persistence (6.7): registered, NOT champion" in text
 
 
 def test_summary_says_plainly_when_the_price_model_loses_to_persistence(tmp_path):

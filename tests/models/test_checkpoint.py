@@ -74,3 +74,15 @@ def test_checkpoint_round_trips_rng_state(tmp_path):
     checkpoint.set_rng_state(checkpoint.load(checkpoint.latest(tmp_path))["rng"])
     torch.testing.assert_close(torch.rand(2), expected[0])
     np.testing.assert_allclose(np.random.rand(2), expected[1])
+
+
+def test_a_one_cycle_schedule_resumes_where_it_stopped(tmp_path):
+    cfg = TrainConfig(epochs=3, patience=5, device="cpu", schedule="onecycle")
+    whole = fit(model(), data(), data(1), cfg, flat())
+    fit(model(), data(), data(1), cfg, flat(), checkpoints=tmp_path)
+    (tmp_path / "epoch-0003.pt").unlink()  # as if killed during epoch 3: resume from epoch 2
+    assert checkpoint.load(tmp_path / "epoch-0002.pt")["scheduler"] is not None
+    resumed = fit(model(), data(), data(1), cfg, flat(), checkpoints=tmp_path, resume=True)
+    assert [round(h["train_loss"], 6) for h in resumed.history] == [
+        round(h["train_loss"], 6) for h in whole.history
+    ]

@@ -22,8 +22,9 @@ def batch():
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_extra_padding_does_not_change_logits(bidirectional, num_layers, cell):
-    model = tiny(bidirectional=bidirectional, num_layers=num_layers, cell=cell)
+@pytest.mark.parametrize("pooling", ["last", "meanmax"])
+def test_extra_padding_does_not_change_logits(bidirectional, num_layers, cell, pooling):
+    model = tiny(bidirectional=bidirectional, num_layers=num_layers, cell=cell, pooling=pooling)
     tokens, lengths = batch()
     logits, _ = model(tokens, lengths)
     more_padding = torch.cat([tokens, torch.zeros(3, 6, dtype=torch.long)], dim=1)
@@ -34,9 +35,10 @@ def test_extra_padding_does_not_change_logits(bidirectional, num_layers, cell):
     torch.testing.assert_close(one_by_one, logits)
 
 
-def test_padding_would_change_the_answer_if_it_were_read():
+@pytest.mark.parametrize("pooling", ["last", "meanmax"])
+def test_padding_would_change_the_answer_if_it_were_read(pooling):
     """The naive reading (last column, or a backward pass starting in the padding) differs."""
-    model = tiny(bidirectional=True)
+    model = tiny(bidirectional=True, pooling=pooling)
     tokens, lengths = batch()
     logits, _ = model(tokens, lengths)
     naive, _ = model(tokens, torch.full_like(lengths, tokens.size(1)))  # treat padding as real
@@ -45,8 +47,9 @@ def test_padding_would_change_the_answer_if_it_were_read():
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_unpacked_encoder_matches_packed_cudnn_style_gru(num_layers):
-    model = tiny(bidirectional=True, num_layers=num_layers)
+@pytest.mark.parametrize("pooling", ["last", "meanmax"])
+def test_unpacked_encoder_matches_packed_cudnn_style_gru(num_layers, pooling):
+    model = tiny(bidirectional=True, num_layers=num_layers, pooling=pooling)
     packed = RNNClassifier(RNNClassifierConfig(**{**model.config.to_dict(), "pack": True})).eval()
     state = {}
     for key, value in model.state_dict().items():
