@@ -63,13 +63,21 @@ def demo_flow(
         ingested = ingest_flow(kind, [sources[kind]], data_root)
         features = features_flow(kind, data_root)
         trained = train_flow(kind, data_root, **{"epochs": epochs, **options[kind]})
+        result = {"ingest": ingested, "features": features, "train": trained}
+        if trained["champion_version"] is None and kind != "prices":
+            # The RNN lost to its n-gram reference, and nothing else is champion: the reference, trained
+            # as a model of its own (`rnnflow train KIND --model ngram`), serves instead.
+            result["fallback"] = train_flow(kind, data_root, model_options={"model": "ngram"})
+        model = None
+        if (result.get("fallback") or trained)["champion_version"] is None:  # prices lost to persistence
+            model = f"models:/{trained['model_name']}/{trained['version']}"
         if kind == "prices":  # forecast the day after the last bar in the data
             last = max(t["last"] for t in features_tickers(kind, data_root).values())
-            scored = score_flow(kind, None, last, data_root=data_root)
+            result["score"] = score_flow(kind, None, last, model, data_root=data_root)
         else:
             export_holdout(kind, data_root, days)
-            scored = backfill(kind, days[0], days[-1], data_root=data_root)
-        results[kind] = {"ingest": ingested, "features": features, "train": trained, "score": scored}
+            result["score"] = backfill(kind, days[0], days[-1], model, data_root=data_root)
+        results[kind] = result
     return results
 
 
@@ -84,9 +92,17 @@ def summary(results: dict, data_root: str | None) -> str:
     lines = ["", "rnnflow demo"]
     for kind, r in results.items():
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
-        champion = f"v{tr['champion_version']}" if tr["champion_version"] is not None else "none"
+        now = (r.get("fallback") or tr)["champion_version"]
+        champion = f"v{now}" if now is not None else "none"
         lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion {champion})")
         lines.append(f"    decision    {tr['champion_decision']}")
+        if r.get("fallback"):
+            fb = r["fallback"]
+            lines.append(
+                f"    instead     n-gram model v{fb['version']} (rnnflow train {kind} --model ngram): test "
+                f"accuracy {fb['test_accuracy']:.3f}, macro-F1 {fb['test_macro_f1']:.3f}; "
+                + fb["champion_decision"]
+            )
         lines.append(
             f"    ingested    {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
             f"{ing['rows_quarantined']:,} quarantined{counts(ing['reasons'], ' (', ')')}"

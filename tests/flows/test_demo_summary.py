@@ -72,3 +72,18 @@ def test_summary_says_plainly_when_the_price_model_loses_to_persistence(tmp_path
     assert "WORSE than persistence (tomorrow = today) on test RMSE: 6.899 against 6.717" in worse
     better = summary(results(tmp_path, 6.5), str(tmp_path))
     assert "beats persistence on test RMSE (6.500 < 6.717)" in better and "WORSE" not in better
+
+
+def test_summary_names_the_ngram_model_that_serves_when_the_rnn_loses(tmp_path):
+    data = results(tmp_path, 6.5)
+    data["names"]["train"] |= {"champion_version": None, "champion_decision": "v1 ... LOSES TO ..."}
+    data["names"]["fallback"] = {
+        "version": 2,
+        "champion_version": 2,
+        "test_accuracy": 0.83,
+        "test_macro_f1": 0.54,
+        "champion_decision": "v2 best_val_accuracy=0.8322; first champion",
+    }
+    text = summary(data, str(tmp_path))
+    assert "names -> names-nationality v2 (champion v2)" in text
+    assert "instead     n-gram model v2 (rnnflow train names --model ngram): test accuracy 0.830" in text
