@@ -144,13 +144,13 @@ def train_text_classifier(
         if scope.run is None:
             return None
         run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
-        reference, ref_metrics = None, {}
+        reference, ref_metrics, ref_probs = None, {}, None
         if model_type == "ngram":
             reference = fitted
         elif cfg.reference:
             reference = train_reference(kind, labels, texts, cfg.seed)
         if reference is not None:
-            ref_metrics = reference_metrics(kind, labels, reference, texts["test"])
+            ref_metrics, ref_probs = reference_metrics(kind, labels, reference, texts["test"])
             log.info(
                 "reference n-gram model: val accuracy %.4f, test accuracy %.4f (%.1fs)",
                 ref_metrics["reference_val_accuracy"],
@@ -158,8 +158,7 @@ def train_text_classifier(
                 ref_metrics["reference_seconds"],
             )
         if model_type == "ngram":
-            y_test = xy(kind, labels, texts["test"])[1]
-            probs = predict_proba(model, texts["test"][kind.text_col].to_list())
+            y_test, probs = xy(kind, labels, texts["test"])[1], ref_probs  # the model is its own reference
             test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
         else:
             probs, y_test, test_loss = predict(model, test, device)
@@ -263,7 +262,10 @@ def train_reference(kind: TextKind, labels: Vocabulary, texts: dict, seed: int) 
     return fit_ngram(cfg, xy(kind, labels, texts["train"]), xy(kind, labels, texts["val"]), seed)
 
 
-def reference_metrics(kind: TextKind, labels: Vocabulary, reference: NgramFit, test) -> dict:
+def reference_metrics(
+    kind: TextKind, labels: Vocabulary, reference: NgramFit, test
+) -> tuple[dict, np.ndarray]:
+    """-> the reference_* metrics and its test probabilities (N, C)."""
     texts, y = xy(kind, labels, test)
     probs = predict_proba(reference.model, texts)
     m = classification_metrics(y, probs.argmax(-1), len(labels))
@@ -276,7 +278,7 @@ def reference_metrics(kind: TextKind, labels: Vocabulary, reference: NgramFit, t
     binary = binary_test_metrics(kind, labels, y, probs, 0)
     if binary:
         out |= {"reference_test_f1": binary["test_f1"], "reference_test_roc_auc": binary["test_roc_auc"]}
-    return out
+    return out, probs
 
 
 def ngram_result(fitted: NgramFit, train_rows: int) -> FitResult:

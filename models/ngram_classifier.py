@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WORD_PATTERN = re.compile(r"[\w']+|[^\w\s]")  # as pipeline.features.WORD_PATTERN
+from pipeline.features import WORD_PATTERN
+
+WORDS = re.compile(WORD_PATTERN)  # the word tokenizer of the features, so both models see one split
 
 
 @dataclass
@@ -49,11 +51,9 @@ class NgramConfig:
 
 
 def ngrams(text: str, cfg: NgramConfig) -> list[str]:
-    if cfg.tokenizer == "chars":
-        pieces = list(f"<{text}>")
-    else:
-        pieces = WORD_PATTERN.findall(text.lower())[: cfg.max_tokens]
-    joiner = "" if cfg.tokenizer == "chars" else " "
+    chars = cfg.tokenizer == "chars"
+    pieces = list(f"<{text}>") if chars else WORDS.findall(text.lower())[: cfg.max_tokens]
+    joiner = "" if chars else " "
     return [
         joiner.join(pieces[i : i + n])
         for n in range(cfg.min_n, cfg.max_n + 1)
