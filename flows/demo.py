@@ -37,7 +37,7 @@ def export_holdout(kind: str, data_root: str | None, days: list[str]) -> dict[st
 @flow(name="demo", log_prints=True)
 def demo_flow(
     data_root: str | None = None,
-    epochs: int = 6,
+    epochs: int | None = None,
     per_country: int = 1500,
     reviews_source: str | None = None,
     kinds: tuple[str, ...] = KINDS,
@@ -52,12 +52,7 @@ def demo_flow(
         "reviews": reviews_source or default_reviews_source(),
         "prices": "bokeh-stocks",
     }
-    reviews_model = {"hidden_size": 64, "embed_dim": 64, "dropout": 0.3}  # small data: small model
-    options = {
-        "names": {},
-        "reviews": {"epochs": max(epochs, 10), "lr": 2e-3, "patience": 4, "model_options": reviews_model},
-        "prices": {"lr": 1e-3, "batch_size": 128},
-    }
+    options = {"names": {}, "reviews": {}, "prices": {"lr": 1e-3, "batch_size": 128}}
     results = {}
     for kind in kinds:
         ingested = ingest_flow(kind, [sources[kind]], data_root)

@@ -14,7 +14,7 @@ from flows.retry import io_task_options
 from models import evaluation, jobs, scoring, tracking
 from models.launch import torchrun
 from models.run_scope import Launch
-from models.train import TrainConfig
+from models.train import TrainConfig, train_config
 from pipeline import io
 from pipeline.features import FeatureConfig, build_features, latest_features, stale_reason
 from pipeline.ingest import ingest, read_valid
@@ -166,11 +166,11 @@ def features_flow(
 def train_flow(
     kind: str,
     data_root: str | None = None,
-    epochs: int = 8,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    patience: int = 3,
-    class_weighting: bool = False,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    patience: int | None = None,
+    class_weighting: bool | None = None,
     device: str = "auto",
     seed: int = 0,
     model_options: dict | None = None,
@@ -183,7 +183,9 @@ def train_flow(
     pin_memory: bool = True,
     refresh_features: bool = False,
     reference: bool = True,
-    schedule: str = "constant",
+    schedule: str | None = None,
+    weight_decay: float | None = None,
+    blend: bool = True,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
@@ -193,9 +195,11 @@ def train_flow(
 
     nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
     flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
-    the last complete checkpoint of the interrupted training.
+    the last complete checkpoint of the interrupted training. Settings left None take the kind's
+    family defaults (models.train.FAMILY_DEFAULTS), then TrainConfig's.
     """
-    cfg = TrainConfig(
+    cfg = train_config(
+        get_kind(kind).family,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -207,6 +211,8 @@ def train_flow(
         pin_memory=pin_memory,
         reference=reference,
         schedule=schedule,
+        weight_decay=weight_decay,
+        blend=blend,
     )
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from models import checkpoint, descriptions, plots, scoring, tracking
+from models import blend, checkpoint, descriptions, plots, scoring, tracking
 from models.batching import BucketBatches
 from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
 from models.ngram_classifier import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
@@ -65,6 +65,11 @@ class TrainReport(tracking.RegisteredRun):
     reference_test_f1: float | None = None
     reference_test_roc_auc: float | None = None
     reference_seconds: float | None = None
+    # the default RNN model is blended with its reference (models/blend.py): the share, and the RNN alone
+    blend_reference_share: float | None = None
+    rnn_val_accuracy: float | None = None
+    rnn_test_accuracy: float | None = None
+    rnn_test_macro_f1: float | None = None
 
 
 def train_text_classifier(
@@ -100,6 +105,7 @@ def train_text_classifier(
         model_cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels), **model_options)
         model = NgramClassifier(model_cfg)
     else:
+        model_options = {"num_layers": kind.rnn_layers} | model_options
         model_cfg = RNNClassifierConfig(
             vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **model_options
         )
@@ -157,11 +163,15 @@ def train_text_classifier(
                 ref_metrics["reference_test_accuracy"],
                 ref_metrics["reference_seconds"],
             )
+        mixed = {}  # the RNN blended with its reference: what the RNN alone measured, and the share
         if model_type == "ngram":
             y_test, probs = xy(kind, labels, texts["test"])[1], ref_probs  # the model is its own reference
-            test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
         else:
-            probs, y_test, test_loss = predict(model, test, device)
+            probs, y_test, _ = predict(model, test, device)
+            if reference is not None and cfg.blend:
+                probs, mixed = blended(kind, labels, model, val, device, reference, texts, probs, ref_probs)
+                result.best_value = mixed.pop("val_accuracy")
+        test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         baseline = majority_baseline(train.labels(), y_test, len(labels))
         binary = binary_test_metrics(kind, labels, y_test, probs, baseline["class"])
@@ -178,6 +188,7 @@ def train_text_classifier(
                 **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
                 **{k: v for k, v in binary.items() if v is not None},
                 **{k: v for k, v in ref_metrics.items() if v is not None},
+                **mixed,
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +197,9 @@ def train_text_classifier(
             _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest, binary_report)
             model.cpu()
             examples = sample_texts(folder, manifest)
-            info = log_text_classifier(work, kind, model, folder, manifest, examples)
+            share = mixed.get("blend_reference_share")
+            blend_with = (reference.model, share) if share is not None else None
+            info = log_text_classifier(work, kind, model, folder, manifest, examples, blend_with=blend_with)
             if model_type != "ngram" and reference is not None:  # scored beside it by `rnnflow evaluate`
                 ref_info = log_text_classifier(
                     work, kind, reference.model, folder, manifest, examples, "reference"
@@ -201,7 +214,7 @@ def train_text_classifier(
             result.best_value,
             manifest["version"],
             rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
-            reference=gate(model_type, reference),
+            reference=gate(model_type, reference, "blend_reference_share" in mixed),
             descriptions=(
                 descriptions.text_model(kind, manifest),
                 descriptions.version(
@@ -239,15 +252,43 @@ def train_text_classifier(
         **binary,
         model_type=model_type,
         **ref_metrics,
+        **mixed,
     )
 
 
-def gate(model_type: str, reference: NgramFit | None) -> tuple[str, float] | None:
+def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_test, ref_test):
+    """-> the blend's test probabilities, and the share, the blend's val accuracy and the RNN's own
+    val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
+    rnn_val, y_val, _ = predict(model, val, device)
+    val_texts, y_ref = xy(kind, labels, texts["val"])
+    if not np.array_equal(y_val, y_ref):  # both read the val shards in the manifest's order
+        raise RuntimeError("the val split's shards and texts disagree in row order; rebuild the features")
+    ref_val = predict_proba(reference.model, val_texts)
+    share, val_accuracy = blend.pick_share(rnn_val, ref_val, y_val)
+    y_test = xy(kind, labels, texts["test"])[1]
+    alone = classification_metrics(y_test, rnn_test.argmax(-1), len(labels))
+    log.info(
+        "blend: reference share %.1f, val accuracy %.4f (RNN alone %.4f)",
+        share,
+        val_accuracy,
+        float((rnn_val.argmax(-1) == y_val).mean()),
+    )
+    return blend.mix(rnn_test, ref_test, share), {
+        "val_accuracy": val_accuracy,
+        "blend_reference_share": share,
+        "rnn_val_accuracy": float((rnn_val.argmax(-1) == y_val).mean()),
+        "rnn_test_accuracy": alone["accuracy"],
+        "rnn_test_macro_f1": alone["macro_f1"],
+    }
+
+
+def gate(model_type: str, reference: NgramFit | None, blended: bool) -> tracking.Reference | None:
     """What the champion gate holds the model to: its reference's val accuracy (none for the n-gram
-    model itself, or when the reference was switched off)."""
+    model itself, or when the reference was switched off). A blend holds the reference, so it must
+    beat it, not tie it."""
     if model_type == "ngram" or reference is None:
         return None
-    return ("its n-gram reference", reference.val_accuracy)
+    return tracking.Reference("its n-gram reference", reference.val_accuracy, strict=blended)
 
 
 def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray]:

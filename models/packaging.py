@@ -15,6 +15,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
+from models import blend
 from models.ngram_classifier import NgramClassifier, NgramConfig, ngram_ids
 from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from pipeline.features import tokenize
@@ -49,21 +50,34 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
         self.model.load_state_dict(state)
         self.model.eval()
+        self.blend = None  # (n-gram model, its share): the RNN blended with its n-gram reference
+        if spec.get("blend"):
+            ngram = NgramClassifier(NgramConfig(**spec["blend"]["model"]))
+            weights = context.artifacts["blend_weights"]
+            ngram.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            self.blend = (ngram.eval(), float(spec["blend"]["share"]))
         self.batch_size = int(spec.get("score_batch_size", 512))
 
-    def encode(self, texts: pd.Series) -> list[list[int]]:
+    def encode(self, texts: pd.Series) -> tuple[list[list[int]], pl.DataFrame]:
+        """-> the model's token ids per text, and the cleaned texts."""
         frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
         cleaned = frame.select(clean_text(self.kind))
         if self.ngram:  # hashed n-grams of the cleaned text, as in training
-            return ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config)
+            return ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config), cleaned
         pieces = cleaned.select(tokenize(self.kind))["pieces"]
         ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
-        return [i[: self.max_tokens] for i in ids] if self.max_tokens else ids
+        return ([i[: self.max_tokens] for i in ids] if self.max_tokens else ids), cleaned
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        ids = self.encode(model_input[self.kind.text_col])
+        ids, cleaned = self.encode(model_input[self.kind.text_col])
         pad = self.model.config.pad_id
         probs = score_sequences(self.model, ids, pad, self.batch_size)  # (N, C)
+        if self.blend is not None:
+            ngram, share = self.blend
+            grams = ngram_ids(cleaned[self.kind.text_col].to_list(), ngram.config)
+            probs = blend.mix(
+                probs, score_sequences(ngram, grams, ngram.config.pad_id, self.batch_size), share
+            )
         k = min(TOP_K, probs.shape[1])
         top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
         empty = np.array([len(i) == 0 for i in ids])
@@ -152,8 +166,10 @@ def log_text_classifier(
     manifest: dict,
     examples: list[str],
     name: str = "model",
+    blend_with: tuple[NgramClassifier, float] | None = None,
 ):
-    """Log a text classifier (RNN or n-gram) with its vocabularies; returns MLflow's ModelInfo."""
+    """Log a text classifier (RNN or n-gram, or an RNN blended with an n-gram model at a share) with its
+    vocabularies; returns MLflow's ModelInfo."""
     spec = {
         "kind": {k: v for k, v in kind.__dict__.items()},
         "model_type": "ngram" if isinstance(model, NgramClassifier) else "rnn",
@@ -165,5 +181,12 @@ def log_text_classifier(
         "vocab_tokens": str(features_dir / manifest["vocab"]["tokens"]["file"]),
         "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
     }
+    if blend_with is not None:
+        ngram, share = blend_with
+        spec["blend"] = {"model": ngram.config.to_dict(), "share": share}
+        weights = workdir / f"{name}_blend_weights.pt"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in ngram.state_dict().items()}, weights)
+        artifacts["blend_weights"] = str(weights)
     example = pd.DataFrame({kind.text_col: examples})
     return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name)

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -125,6 +126,14 @@ def register(
     return int(version.version)
 
 
+class Reference(NamedTuple):
+    """The obvious baseline a candidate is held to, on the same metric and split."""
+
+    name: str
+    value: float
+    strict: bool = False  # True: a tie is a loss (a blend holding the reference must add to it)
+
+
 @dataclass
 class ChampionDecision:
     promoted: bool
@@ -134,15 +143,15 @@ class ChampionDecision:
     value: float
     previous_value: float | None
     note: str = ""
-    reference: tuple[str, float] | None = None  # (what, its value on the same metric and split)
+    reference: Reference | None = None
     beats_reference: bool = True
 
     @property
     def message(self) -> str:
         head = f"v{self.version} {self.metric}={self.value:.4f}"
         if self.reference is not None:
-            name, value = self.reference
-            verb = "holds its own against" if self.beats_reference else "LOSES TO"
+            name, value, strict = self.reference
+            verb = ("beats" if strict else "holds its own against") if self.beats_reference else "LOSES TO"
             head += f" {verb} {name} ({value:.4f})"
         if not self.beats_reference:
             if self.previous_version is None:
@@ -165,7 +174,7 @@ def promote_if_better(
     features_version: str,
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
-    reference: tuple[str, float] | None = None,
+    reference: tuple | None = None,
 ) -> ChampionDecision:
     """Move `champion` to `version` only if it strictly beats the current champion on the same data
     and, when given, the run's reference (the obvious baseline) on the same metric and split.
@@ -187,8 +196,15 @@ def promote_if_better(
     def beats(a: float, b: float) -> bool:
         return a > b if higher_is_better else a < b
 
-    # The reference must not win: a tie with the obvious baseline is not a loss to it.
-    beats_reference = reference is None or not beats(reference[1], value)
+    # The reference must not win: a tie with the obvious baseline is not a loss to it, unless the
+    # model contains the reference (a blend), which must then add something to it.
+    reference = Reference(*reference) if reference is not None else None
+    if reference is None:
+        beats_reference = True
+    elif reference.strict:
+        beats_reference = beats(value, reference.value)
+    else:
+        beats_reference = not beats(reference.value, value)
     better = beats_reference and (previous_value is None or beats(value, previous_value))
     if better:
         client.set_registered_model_alias(model_name, CHAMPION, str(version))
@@ -229,7 +245,7 @@ def register_and_promote(
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
     descriptions: tuple[str, str] | None = None,
-    reference: tuple[str, float] | None = None,
+    reference: tuple | None = None,
 ) -> dict:
     """Register the logged model, apply the champion rule, tag the active run; -> report fields.
 

@@ -26,6 +26,7 @@ class TextKind:
     positive_label: str | None = None  # binary kinds: scoring adds this class's probability
     min_freq: int = 1  # feature default: rarer tokens map to <unk>
     max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
+    rnn_layers: int = 1  # model default: stacked recurrent layers
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
 
@@ -61,6 +62,7 @@ NAMES = TextKind(
     model_name="names-nationality",
     tokenizer="chars",
     max_chars=64,
+    rnn_layers=2,  # short texts: a second layer costs little (+0.6 points test accuracy, issue 11)
     column_aliases={"surname": ("name", "last_name"), "nationality": ("label", "language")},
 )
 
