@@ -144,6 +144,12 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
             f"\n    reference   n-gram model: test accuracy {tr['reference_test_accuracy']:.3f}, "
             f"macro-F1 {tr['reference_test_macro_f1']:.3f} ({tr['reference_seconds']:.0f}s to train)"
         )
+    if tr.get("blend_reference_share") is not None:
+        test += (
+            f"\n    blend       the GRU alone: test accuracy {tr['rnn_test_accuracy']:.3f}, macro-F1 "
+            f"{tr['rnn_test_macro_f1']:.3f}; served blended with the reference at share "
+            f"{tr['blend_reference_share']:.1f}"
+        )
     scored = sum(row["rows"] or 0 for row in sc)
     days = [row["ds"] for row in sc]
     return [

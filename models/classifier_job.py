@@ -285,10 +285,11 @@ def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_te
 def gate(model_type: str, reference: NgramFit | None, blended: bool) -> tracking.Reference | None:
     """What the champion gate holds the model to: its reference's val accuracy (none for the n-gram
     model itself, or when the reference was switched off). A blend holds the reference, so it must
-    beat it, not tie it."""
+    beat it, not tie it, unless the reference is already perfect on val (nothing can beat it)."""
     if model_type == "ngram" or reference is None:
         return None
-    return tracking.Reference("its n-gram reference", reference.val_accuracy, strict=blended)
+    strict = blended and reference.val_accuracy < 1.0
+    return tracking.Reference("its n-gram reference", reference.val_accuracy, strict=strict)
 
 
 def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray]:

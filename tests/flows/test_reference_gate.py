@@ -16,7 +16,7 @@ from pipeline.features import latest_features, split_texts
 from pipeline.layout import Layout
 from tests.conftest import make_surnames
 
-LOSER = {"epochs": 1, "lr": 1e-4, "model_options": {"hidden_size": 8, "embed_dim": 4}}
+LOSER = {"epochs": 1, "lr": 1e-4, "blend": False, "model_options": {"hidden_size": 8, "embed_dim": 4}}
 TINY_RNN = {"hidden_size": 16, "embed_dim": 8, "dropout": 0.0}
 
 
@@ -40,9 +40,7 @@ def registry(root) -> MlflowClient:
 
 def test_a_text_model_that_loses_to_its_reference_is_not_crowned(names_root):
     report = train_flow("names", str(names_root), **LOSER)
-    assert report["reference_val_accuracy"] > report["rnn_val_accuracy"]  # the premise
-    # blended with its reference, a useless RNN at best ties it: a blend must add something to win
-    assert report["best_val_accuracy"] <= report["reference_val_accuracy"]
+    assert report["reference_val_accuracy"] > report["best_val_accuracy"]  # the premise (GRU alone)
     assert (report["version"], report["promoted"], report["champion_version"]) == (1, False, None)
     assert not report["beats_reference"]
     decision = report["champion_decision"]

@@ -25,3 +25,14 @@ def test_a_blend_that_only_ties_its_reference_is_a_loss():
     assert "LOSES TO its n-gram reference (0.8000)" in decision.message
     won = ChampionDecision(True, 1, None, "best_val_accuracy", 0.81, None, "", strict, True)
     assert "beats its n-gram reference (0.8000); first champion" in won.message
+
+
+def test_the_gate_holds_a_blend_to_beating_its_reference_unless_the_reference_is_perfect():
+    from types import SimpleNamespace
+
+    from models.classifier_job import gate
+
+    assert gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=True).strict
+    assert not gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=False).strict
+    assert not gate("rnn", SimpleNamespace(val_accuracy=1.0), blended=True).strict  # nothing beats 1.0
+    assert gate("ngram", SimpleNamespace(val_accuracy=0.9), blended=False) is None
