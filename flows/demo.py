@@ -148,7 +148,7 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
         test += (
             f"\n    blend       the GRU alone: test accuracy {tr['rnn_test_accuracy']:.3f}, macro-F1 "
             f"{tr['rnn_test_macro_f1']:.3f}; served blended with the reference at share "
-            f"{tr['blend_reference_share']:.1f}"
+            f"{tr['blend_reference_share']:.2f}"
         )
     scored = sum(row["rows"] or 0 for row in sc)
     days = [row["ds"] for row in sc]

@@ -268,7 +268,7 @@ def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_te
     y_test = xy(kind, labels, texts["test"])[1]
     alone = classification_metrics(y_test, rnn_test.argmax(-1), len(labels))
     log.info(
-        "blend: reference share %.1f, val accuracy %.4f (RNN alone %.4f)",
+        "blend: reference share %.2f, val accuracy %.4f (RNN alone %.4f)",
         share,
         val_accuracy,
         float((rnn_val.argmax(-1) == y_val).mean()),
