@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from models.batching import BucketBatches
-from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
-from pipeline.features import latest_features, load_split
+from models.text.rnn import RNNClassifier, RNNClassifierConfig
 from pipeline.layout import Layout
+from pipeline.storage import latest_features
+from pipeline.text.features import load_split
 
 
 def one_bucket(buckets: list[dict]) -> list[dict]:

@@ -29,6 +29,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +145,16 @@ def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC") -> list[str]
     return names
 
 
+def dry_run(data_root: str, timezone: str = "UTC") -> list[str]:
+    """Every definition with its flow loaded from its entrypoint (as a worker would): one line each."""
+    lines = []
+    for d in definitions(data_root, timezone):
+        flow = load_flow_from_entrypoint(str(ROOT / d.entrypoint))
+        schedule = f"cron {d.cron!r} {timezone}" if d.cron else "ad hoc"
+        lines.append(f"{flow.name}/{d.name}  {d.entrypoint}  queue={d.queue}  {schedule}  {d.parameters}")
+    return lines
+
+
 class DeployFailed(RuntimeError):
     pass
 
@@ -194,7 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         help="seconds to wait for the server to queue the first scheduled runs (60; 0: do not check)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="load every deployment's flow and print the table; talk to no server",
+    )
     args = parser.parse_args(argv)
+    if args.dry_run:
+        for line in dry_run(str(resolve_data_root(args.data_root)), args.timezone):
+            print(line)
+        return 0
     if not os.environ.get("PREFECT_API_URL"):
         print(
             "deploy: error: set PREFECT_API_URL to the server, e.g. http://127.0.0.1:4200/api",

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.io import scoring_text_column
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
+from pipeline.text.sources import scoring_text_column
 
 
 def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):

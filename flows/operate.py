@@ -18,7 +18,7 @@ from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
 from flows.retry import io_task_options
 from models import tracking
-from pipeline.kinds import get_kind
+from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
 
@@ -145,13 +145,15 @@ def backfill(
     return rows
 
 
-# One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...
-ingest_names = ingest_flow.with_options(name="ingest-names")
-ingest_reviews = ingest_flow.with_options(name="ingest-reviews")
-ingest_prices = ingest_flow.with_options(name="ingest-prices")
-train_names = train_flow.with_options(name="train-names")
-train_reviews = train_flow.with_options(name="train-reviews")
-train_prices = train_flow.with_options(name="train-prices")
-score_names = score_day.with_options(name="score-names")
-score_reviews = score_day.with_options(name="score-reviews")
-score_prices = score_day.with_options(name="score-prices")
+# One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...:
+# ingest_<kind>, train_<kind> and score_<kind> exist for every declared kind (entrypoints of deploy.py).
+PER_KIND = {"ingest": ingest_flow, "train": train_flow, "score": score_day}
+
+
+def __getattr__(name: str):
+    step, _, kind = name.partition("_")
+    if step in PER_KIND and kind in KINDS:
+        flow_object = PER_KIND[step].with_options(name=f"{step}-{kind}")
+        globals()[name] = flow_object
+        return flow_object
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # What the same call would raise again: retrying only delays the error the user has to fix.
 DETERMINISTIC = (
-    ValueError,  # includes pipeline.io.SourceError (bad format, missing column)
+    ValueError,  # includes pipeline.sources.SourceError (bad format, missing column)
     LookupError,  # unknown model, version or alias
     TypeError,
     FileNotFoundError,

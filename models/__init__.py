@@ -1,6 +1,8 @@
 """Recurrent models for rnnflow: modules, training loop, metrics and MLflow packaging.
 
-Never imports prefect.
+Imports pipeline, never flows or prefect. One sub-package per family (text/, prices/) beside the shared
+machinery; shared modules never import a family (jobs.py looks it up) and families never import each
+other (tests/test_layout.py).
 """
 
 import os

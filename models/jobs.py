@@ -1,15 +1,32 @@
-"""The training job of each kind family, and `train()`: one entry for in-process and DDP training."""
+"""The training job of each model family, and `train()`: one entry for in-process and DDP training.
+
+Each family (models/text, models/prices) registers its job here once (`register`); families are found by
+package name (FAMILY_PACKAGES), so no shared module imports one."""
 
 from __future__ import annotations
 
-from models.classifier_job import train_text_classifier
-from models.price_job import train_price_forecaster
+import importlib
+from collections.abc import Callable
+
 from models.run_scope import Launch
 from models.train import TrainConfig
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 
-TRAINERS = {"text": train_text_classifier, "prices": train_price_forecaster}
+FAMILY_PACKAGES = {"text": "models.text", "prices": "models.prices"}
+_TRAINERS: dict[str, Callable] = {}
+
+
+def register(family: str, trainer: Callable) -> Callable:
+    """trainer(kind, layout, cfg, model_options, launch) -> report (with .as_dict()) or None off rank 0."""
+    _TRAINERS[family] = trainer
+    return trainer
+
+
+def trainer_of(family: str) -> Callable:
+    if family not in _TRAINERS:
+        importlib.import_module(FAMILY_PACKAGES[family])
+    return _TRAINERS[family]
 
 
 def train(
@@ -17,5 +34,5 @@ def train(
 ) -> dict | None:
     """Train one kind; -> the report as a dict (None on DDP ranks other than 0)."""
     spec = get_kind(kind)
-    report = TRAINERS[spec.family](spec, Layout.of(kind, data_root), cfg, model_options, launch)
+    report = trainer_of(spec.family)(spec, Layout.of(kind, data_root), cfg, model_options, launch)
     return report.as_dict() if report is not None else None

@@ -80,6 +80,7 @@ def torchrun(
         raise ValueError(
             f"--nproc {nproc}, --nnodes {nnodes}, --node-rank {node_rank}: need N >= 1, 0 <= R < M"
         )
+    check_gpus(spec.get("train", {}).get("device", "auto"), nproc)  # before any process starts
     with tempfile.TemporaryDirectory(prefix="rnnflow-ddp-") as tmp:
         report_path = Path(tmp) / "report.json"
         spec_path = Path(tmp) / "spec.json"

@@ -1,135 +1,19 @@
-"""MLflow pyfunc packaging: state_dict + config + vocabularies as artifacts, text in, labels out."""
+"""MLflow pyfunc packaging shared by every family: state_dict + spec.json + artifacts, no pickled module."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
-import polars as pl
 import torch
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, Schema
 
-from models import blend
-from models.ngram_classifier import NgramClassifier, NgramConfig, ngram_ids
-from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
-from pipeline.features import tokenize
-from pipeline.kinds import TextKind
-from pipeline.validate import clean_text
-from pipeline.vocab import Vocabulary
-
-TOP_K = 3
-OUTPUT_COLUMNS = ["predicted_label", "probability", "top_labels", "top_probs"]
-POSITIVE_COLUMN = "positive_probability"  # binary kinds only (kind.positive_label), after OUTPUT_COLUMNS
 PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy"]
 # MLflow 3 warns about "Any" type hints for every PythonModel subclass, hinted or not: noise for users.
 warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType.*")
-
-
-class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
-    """Input: DataFrame with the kind's text column. Output: label, probability, top-3 of each, and for
-    binary kinds the positive class's probability (null for empty texts)."""
-
-    def load_context(self, context) -> None:
-        spec = json.loads(Path(context.artifacts["spec"]).read_text())
-        known = {f.name for f in dataclasses.fields(TextKind)} - {"column_aliases"}  # fields may come/go
-        self.kind = TextKind(**{k: v for k, v in spec["kind"].items() if k in known})
-        self.max_tokens = spec.get("max_tokens")
-        self.tokens = Vocabulary.from_json(Path(context.artifacts["vocab_tokens"]).read_text())
-        self.labels = Vocabulary.from_json(Path(context.artifacts["vocab_labels"]).read_text())
-        self.ngram = spec.get("model_type") == "ngram"
-        if self.ngram:
-            self.model = NgramClassifier(NgramConfig(**spec["model"]))
-        else:
-            self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
-        state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state)
-        self.model.eval()
-        self.blend = None  # (n-gram model, its share): the RNN blended with its n-gram reference
-        if spec.get("blend"):
-            ngram = NgramClassifier(NgramConfig(**spec["blend"]["model"]))
-            weights = context.artifacts["blend_weights"]
-            ngram.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            self.blend = (ngram.eval(), float(spec["blend"]["share"]))
-        self.batch_size = int(spec.get("score_batch_size", 512))
-
-    def encode(self, texts: pd.Series) -> tuple[list[list[int]], pl.DataFrame]:
-        """-> the model's token ids per text, and the cleaned texts."""
-        frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
-        cleaned = frame.select(clean_text(self.kind))
-        if self.ngram:  # hashed n-grams of the cleaned text, as in training
-            return ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config), cleaned
-        pieces = cleaned.select(tokenize(self.kind))["pieces"]
-        ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
-        return ([i[: self.max_tokens] for i in ids] if self.max_tokens else ids), cleaned
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        ids, cleaned = self.encode(model_input[self.kind.text_col])
-        pad = self.model.config.pad_id
-        probs = score_sequences(self.model, ids, pad, self.batch_size)  # (N, C)
-        if self.blend is not None:
-            ngram, share = self.blend
-            grams = ngram_ids(cleaned[self.kind.text_col].to_list(), ngram.config)
-            probs = blend.mix(
-                probs, score_sequences(ngram, grams, ngram.config.pad_id, self.batch_size), share
-            )
-        k = min(TOP_K, probs.shape[1])
-        top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
-        empty = np.array([len(i) == 0 for i in ids])
-        labels = np.array(self.labels.tokens, dtype=object)
-        out = pd.DataFrame(
-            {
-                "predicted_label": np.where(empty, None, labels[top[:, 0]]),
-                "probability": np.where(empty, np.nan, probs[np.arange(len(ids)), top[:, 0]]),
-                "top_labels": [[] if e else labels[t].tolist() for e, t in zip(empty, top, strict=True)],
-                "top_probs": [
-                    [] if e else p[t].astype(float).round(6).tolist()
-                    for e, p, t in zip(empty, probs, top, strict=True)
-                ],
-            }
-        )
-        if self.kind.positive_label is not None:
-            positive = self.labels.index.get(self.kind.positive_label)
-            p = probs[:, positive] if positive is not None else np.zeros(len(ids))  # never predicted
-            out[POSITIVE_COLUMN] = np.where(empty, np.nan, p).astype(np.float64)
-        return out
-
-
-@torch.inference_mode()
-def score_sequences(
-    model: RNNClassifier | NgramClassifier, ids: list[list[int]], pad_id: int, batch_size: int
-) -> np.ndarray:
-    """Probabilities for token-id lists, run in length-sorted batches (little padding), input order kept."""
-    n, classes = len(ids), model.config.num_classes
-    probs = np.full((n, classes), 1.0 / classes, dtype=np.float32)
-    lengths = np.array([len(i) for i in ids], dtype=np.int64)
-    order = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = int(lengths[rows].max())
-        tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
-        for r, i in enumerate(rows):
-            tokens[r, : lengths[i]] = torch.tensor(ids[i])
-        logits, _ = model(tokens, torch.from_numpy(lengths[rows]))
-        probs[rows] = torch.softmax(logits, dim=-1).numpy()
-    return probs
-
-
-def signature(kind: TextKind) -> ModelSignature:
-    outputs = [
-        ColSpec("string", "predicted_label"),
-        ColSpec("double", "probability"),
-        ColSpec(Array("string"), "top_labels"),
-        ColSpec(Array("double"), "top_probs"),
-    ]
-    if kind.positive_label is not None:
-        outputs.append(ColSpec("double", POSITIVE_COLUMN))
-    return ModelSignature(inputs=Schema([ColSpec("string", kind.text_col)]), outputs=Schema(outputs))
 
 
 def log_pyfunc(
@@ -156,37 +40,3 @@ def log_pyfunc(
         input_example=input_example,
         pip_requirements=PIP_REQUIREMENTS,
     )
-
-
-def log_text_classifier(
-    workdir: Path,
-    kind: TextKind,
-    model: RNNClassifier | NgramClassifier,
-    features_dir: Path,
-    manifest: dict,
-    examples: list[str],
-    name: str = "model",
-    blend_with: tuple[NgramClassifier, float] | None = None,
-):
-    """Log a text classifier (RNN or n-gram, or an RNN blended with an n-gram model at a share) with its
-    vocabularies; returns MLflow's ModelInfo."""
-    spec = {
-        "kind": {k: v for k, v in kind.__dict__.items()},
-        "model_type": "ngram" if isinstance(model, NgramClassifier) else "rnn",
-        "model": model.config.to_dict(),
-        "max_tokens": manifest["config"].get("max_tokens"),
-        "features_version": manifest["version"],
-    }
-    artifacts = {
-        "vocab_tokens": str(features_dir / manifest["vocab"]["tokens"]["file"]),
-        "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
-    }
-    if blend_with is not None:
-        ngram, share = blend_with
-        spec["blend"] = {"model": ngram.config.to_dict(), "share": share}
-        weights = workdir / f"{name}_blend_weights.pt"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in ngram.state_dict().items()}, weights)
-        artifacts["blend_weights"] = str(weights)
-    example = pd.DataFrame({kind.text_col: examples})
-    return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name)

@@ -82,7 +82,7 @@ def git_commit() -> str:
 
 def feature_tags(kind: str, manifest: dict) -> dict[str, str]:
     """Tags a user can filter runs and versions on: kind, data and features identity, code commit."""
-    from pipeline.features import manifest_sha256
+    from pipeline.storage import manifest_sha256
 
     return {
         "kind": kind,

@@ -19,7 +19,6 @@ import torch
 from models import checkpoint
 from models.batching import BucketBatches, RankBatches
 from models.distributed import DistInfo, barrier, gather_across, sum_across
-from models.rnn_classifier import RNNClassifier
 
 log = logging.getLogger("rnnflow.train")
 DEVICES = ("auto", "cpu", "cuda")
@@ -126,7 +125,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict(model: RNNClassifier, batches: BucketBatches, device: torch.device):
+def predict(model: torch.nn.Module, batches: BucketBatches, device: torch.device):
     """Probabilities (N, C), true labels (N,) and mean loss, in the batches' fixed order."""
     model.eval()
     probs, labels, loss_sum = [], [], 0.0

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import io, price_io
+from pipeline import storage
+from pipeline.families import family_of
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
-from pipeline.validate import mark_duplicates
+from pipeline.sources import LINEAGE
 
 log = logging.getLogger("rnnflow.ingest")
 
@@ -43,17 +44,14 @@ def load_sources(
     sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
 ) -> pl.DataFrame:
     """Every source as raw string rows with lineage; special names (e.g. names-dataset) dispatch."""
-    from pipeline.special_sources import SPECIAL_SOURCES  # local: keeps the adapters optional
-
+    family = family_of(kind)
     frames = []
     for source in sources:
         name = re.split(r"[:?]", source, maxsplit=1)[0]
-        if (kind.name, name) in SPECIAL_SOURCES:
-            frames.append(SPECIAL_SOURCES[(kind.name, name)](source, kind))
-        elif kind.family == "prices":
-            frames.append(price_io.read_price_source(Path(source), kind))
+        if (kind.name, name) in family.special_sources:
+            frames.append(family.special_sources[(kind.name, name)](source, kind))
         else:
-            frames.append(io.read_source(Path(source), kind, text_col, label_col))
+            frames.append(family.read_source(Path(source), kind, text_col, label_col))
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
     extras = getattr(kind, "extra_columns", ())  # e.g. reviews' rating: null where a source has none
     frames = [
@@ -76,10 +74,10 @@ def split_good_bad(
         pl.lit(batch_id).alias("ingest_batch_id"),
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     ]
-    seen = io.scan_parquet_dir(layout.bronze)
+    seen = storage.scan_parquet_dir(layout.bronze)
     checked = mark_duplicates(kind.validate(raw.lazy()), list(kind.key_columns), seen)
     checked = checked.with_columns(lineage).collect()
-    batch = [*io.LINEAGE, "ingest_batch_id", "ingested_at"]
+    batch = [*LINEAGE, "ingest_batch_id", "ingested_at"]
     good = checked.filter(pl.col("reason").is_null()).select(*kind.good_columns(), *batch)
     bad = checked.filter(pl.col("reason").is_not_null()).select(*kind.bad_columns(), "reason", *batch)
     return good, bad
@@ -115,10 +113,10 @@ def ingest(
     )
     assert report.rows_in == report.rows_ok + report.rows_quarantined, "row conservation broken"
     if good.height:
-        path = io.write_parquet_atomic(good, layout.bronze / f"{batch_id}.parquet")
+        path = storage.write_parquet_atomic(good, layout.bronze / f"{batch_id}.parquet")
         report.bronze_path = str(path)
     if bad.height:
-        path = io.write_parquet_atomic(bad, layout.quarantine / f"{batch_id}.parquet")
+        path = storage.write_parquet_atomic(bad, layout.quarantine / f"{batch_id}.parquet")
         report.quarantine_path = str(path)
     log.info(
         "batch %s: %s in, %s ok, %s quarantined %s",
@@ -142,3 +140,26 @@ def _per_source(good: pl.DataFrame, bad: pl.DataFrame) -> dict[str, dict[str, in
     for source, status, n in counts.select("source_file", "status", "len").iter_rows():
         out.setdefault(source, {"ok": 0, "quarantined": 0})[status] = n
     return out
+
+
+def mark_duplicates(rows: pl.LazyFrame, key: list[str], seen: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Good rows repeating an earlier key (e.g. text+label, ticker+date) in this batch or in bronze
+    get reason=duplicate: the first one seen wins."""
+    good = pl.col("reason").is_null()
+    first_in_batch = pl.struct(key).is_first_distinct().over(good)
+    rows = rows.with_columns(
+        pl.when(good & ~first_in_batch).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
+    )
+    if seen is None:
+        return rows
+    seen_keys = seen.select(key).unique().with_columns(pl.lit(True).alias("_seen"))
+    return (
+        rows.join(seen_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("reason").is_null() & pl.col("_seen").fill_null(False))
+            .then(pl.lit("duplicate"))
+            .otherwise("reason")
+            .alias("reason")
+        )
+        .drop("_seen")
+    )

@@ -6,7 +6,11 @@ model it registers; ingest, quarantine, bucketing, training, packaging and the s
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass, field
+
+from pipeline.families import family_of
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,7 @@ class TextKind:
         return (self.text_col, self.label_col)
 
     def validate(self, raw):  # LazyFrame of raw strings -> cleaned columns + raw_* + `reason`
-        from pipeline.validate import validate
-
-        return validate(raw, self)
+        return family_of(self).validate(raw, self)
 
     def good_columns(self) -> list:  # what bronze keeps of a good row (before lineage)
         return [self.text_col, self.label_col, "split", *self.extra_columns]
@@ -107,9 +109,7 @@ class PriceKind:
     key_columns = ("ticker", "date")
 
     def validate(self, raw):
-        from pipeline.price_rules import validate
-
-        return validate(raw, self)
+        return family_of(self).validate(raw, self)
 
     def good_columns(self) -> list:
         return ["ticker", "date", *self.numeric_columns]
@@ -123,6 +123,16 @@ class PriceKind:
 PRICES = PriceKind()
 Kind = TextKind | PriceKind
 KINDS: dict[str, Kind] = {k.name: k for k in (NAMES, REVIEWS, PRICES)}
+KIND_MODULES_ENV = "RNNFLOW_KINDS"  # comma-separated modules that declare more kinds (register_kind)
+
+
+def register_kind(kind: Kind) -> Kind:
+    """Add a kind: its declaration is all a new kind of a known family needs (CLI, flows, deployments
+    and the family's ingest, features, training and scoring all read KINDS)."""
+    if kind.name in KINDS and KINDS[kind.name] != kind:
+        raise ValueError(f"kind {kind.name!r} is already declared differently; choose another name")
+    KINDS[kind.name] = kind
+    return kind
 
 
 def get_kind(name: str) -> Kind:
@@ -130,3 +140,13 @@ def get_kind(name: str) -> Kind:
         return KINDS[name]
     except KeyError:
         raise ValueError(f"unknown data kind {name!r}; choose one of: {', '.join(KINDS)}") from None
+
+
+def _load_declared_kinds() -> None:
+    """Import the modules named in $RNNFLOW_KINDS (e.g. `mykinds`), so every process (CLI, worker,
+    deploy.py) knows the same kinds."""
+    for module in filter(None, (m.strip() for m in os.environ.get(KIND_MODULES_ENV, "").split(","))):
+        importlib.import_module(module)
+
+
+_load_declared_kinds()

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 import polars as pl
-
-from pipeline import io
-from pipeline.layout import Layout
-
-PART_FILE = "part-0.parquet"  # one file per partition, so replacing it is a single rename
 
 
 def parse_ds(ds: str | date) -> str:
@@ -50,8 +44,3 @@ def with_lineage(
         pl.lit(run_id).alias("model_run_id"),
         pl.lit(scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
     )
-
-
-def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
-    """Replace predictions/<kind>/ds=<ds>/ in one rename: readers never see half or double."""
-    return io.write_parquet_atomic(frame, layout.prediction_partition(parse_ds(ds)) / PART_FILE)

@@ -6,7 +6,21 @@ import hashlib
 
 import polars as pl
 
-from pipeline.validate import SPLITS
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+    "unsup": "unsup",  # unlabelled rows (aclImdb's unsup/): a missing label is fine, never trained on
+    "unlabelled": "unsup",
+    "unlabeled": "unsup",
+}
+SPLITS = ("train", "val", "test")  # the splits features writes; `unsup` rows stay in bronze only
+UNSUP = "unsup"
 
 
 def _fraction(key: str) -> float:

@@ -85,12 +85,12 @@ def processes_tagged(tag: str) -> list[int]:
 def train_tiny_names(root: Path) -> None:
     """Ingest make_surnames(), build features and register a tiny names model (v1, champion: no
     reference gate) under root, without any Prefect run."""
-    from models.classifier_job import train_text_classifier
+    from models.text.job import train_text_classifier
     from models.train import TrainConfig
-    from pipeline.features import FeatureConfig, build_features
     from pipeline.ingest import ingest
     from pipeline.kinds import NAMES as KIND
     from pipeline.layout import Layout
+    from pipeline.text.features import FeatureConfig, build_features
 
     layout = Layout.of("names", root)
     csv = root.parent / "surnames.csv"

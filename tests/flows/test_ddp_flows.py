@@ -15,10 +15,11 @@ from mlflow.tracking import MlflowClient
 
 from flows.kind_flows import train_flow
 from models.launch import RankFailed
-from pipeline.features import FeatureConfig, build_features, latest_features
 from pipeline.ingest import ingest
 from pipeline.kinds import NAMES
 from pipeline.layout import Layout
+from pipeline.storage import latest_features
+from pipeline.text.features import FeatureConfig, build_features
 from tests.conftest import make_surnames, processes_tagged
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from prefect.states import Failed
 
 from flows.retry import transient_only
-from pipeline.io import SourceError
+from pipeline.sources import SourceError
 from tests.conftest import train_tiny_names
 
 ROOT = Path(__file__).resolve().parents[2]

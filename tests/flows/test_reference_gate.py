@@ -10,10 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
-from models.blend import SHARES
-from models.ngram_classifier import NgramConfig, ngram_ids
-from pipeline.features import latest_features, split_texts
+from models.text.blend import SHARES
+from models.text.ngram import NgramConfig, ngram_ids
 from pipeline.layout import Layout
+from pipeline.storage import latest_features
+from pipeline.text.features import split_texts
 from tests.conftest import make_surnames
 
 LOSER = {"epochs": 1, "lr": 1e-4, "blend": False, "model_options": {"hidden_size": 8, "embed_dim": 4}}
@@ -59,7 +60,7 @@ def test_a_text_model_that_loses_to_its_reference_is_not_crowned(names_root):
 
 def test_the_reference_learns_on_exactly_the_models_splits(names_root, monkeypatch):
     """It is fitted on the model's train split, its epoch picked on the model's val split: no test row."""
-    from models import classifier_job
+    from models.text import job as classifier_job
 
     seen, real = {}, classifier_job.fit_ngram
 

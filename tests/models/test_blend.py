@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.testing import assert_allclose
 
-from models.blend import SHARES, mix, pick_share
+from models.text.blend import SHARES, mix, pick_share
 from models.tracking import ChampionDecision, Reference
 
 
@@ -30,7 +30,7 @@ def test_a_blend_that_only_ties_its_reference_is_a_loss():
 def test_the_gate_holds_a_blend_to_beating_its_reference_unless_the_reference_is_perfect():
     from types import SimpleNamespace
 
-    from models.classifier_job import gate
+    from models.text.job import gate
 
     assert gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=True).strict
     assert not gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=False).strict

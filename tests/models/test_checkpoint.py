@@ -8,8 +8,8 @@ import torch
 
 from models import checkpoint
 from models.batching import BucketBatches
-from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from models.run_scope import resumed_run_id
+from models.text.rnn import RNNClassifier, RNNClassifierConfig
 from models.train import Objective, TrainConfig, fit, seed_everything
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.rnn_classifier import RNNClassifier, RNNClassifierConfig, reverse_within_length
+from models.text.rnn import RNNClassifier, RNNClassifierConfig, reverse_within_length
 
 
 def tiny(**kw) -> RNNClassifier:

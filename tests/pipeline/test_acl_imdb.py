@@ -6,11 +6,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipeline.features import build_features, split_texts
 from pipeline.ingest import ingest
-from pipeline.io import SourceError, is_acl_imdb, read_source
 from pipeline.kinds import NAMES, REVIEWS
 from pipeline.layout import Layout
+from pipeline.text.features import build_features, split_texts
+from pipeline.text.sources import SourceError, is_acl_imdb, read_source
 
 GOOD = ["great", "superb", "wonderful", "moving"]
 BAD = ["awful", "boring", "dreadful", "dull"]

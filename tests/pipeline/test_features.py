@@ -10,12 +10,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
-from pipeline.features import FeatureConfig, build_features, latest_features, load_split
 from pipeline.ingest import ingest
 from pipeline.kinds import NAMES
 from pipeline.layout import Layout
 from pipeline.splits import assign_splits
-from pipeline.vocab import TOKEN_SPECIALS, Vocabulary
+from pipeline.storage import latest_features
+from pipeline.text.features import FeatureConfig, build_features, load_split
+from pipeline.text.vocab import TOKEN_SPECIALS, Vocabulary
 
 
 def test_hash_split_is_deterministic_case_insensitive_and_keeps_given_splits():

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from pipeline.ingest import ingest
-from pipeline.io import SourceError
 from pipeline.kinds import NAMES
 from pipeline.layout import Layout
+from pipeline.sources import SourceError
 
 BRONZE_COLUMNS = [
     "surname",

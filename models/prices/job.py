@@ -18,14 +18,13 @@ from models import checkpoint, descriptions, plots, tracking
 from models.batching import BucketBatches
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
-from models.price_pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
-from models.rnn_regressor import RNNRegressor, RNNRegressorConfig
+from models.prices.pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
+from models.prices.rnn import RNNRegressor, RNNRegressorConfig
 from models.run_scope import Launch, training_run
 from models.train import Objective, TrainConfig, fit, resolve_device, seed_everything
-from pipeline.features import latest_features
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
-from pipeline.price_features import (
+from pipeline.prices.features import (
     BARS,
     decode_target,
     encode_target,
@@ -33,7 +32,8 @@ from pipeline.price_features import (
     scale_inputs,
     window_arrays,
 )
-from pipeline.validate import SPLITS
+from pipeline.splits import SPLITS
+from pipeline.storage import latest_features
 
 log = logging.getLogger("rnnflow.job")
 CHAMPION_METRIC = "best_val_rmse"  # lower is better

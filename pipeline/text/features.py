@@ -6,28 +6,22 @@ a val split carved out by text hash. `max_tokens` keeps the FIRST N tokens of a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pipeline import io
+from pipeline import storage
 from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.splits import assign_splits, carve_split
-from pipeline.validate import SPLITS, UNSUP
-from pipeline.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
+from pipeline.splits import SPLITS, UNSUP, assign_splits, carve_split
+from pipeline.text.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
 
 log = logging.getLogger("rnnflow.features")
 WORD_PATTERN = r"[\w']+|[^\w\s]"  # words (with apostrophes) and single punctuation marks
-KEEP_VERSIONS = 3
 
 
 @dataclass(frozen=True)
@@ -40,10 +34,14 @@ class FeatureConfig:
     batch_size: int = 64  # only for the padding statistics in the manifest
 
     @classmethod
-    def for_kind(cls, kind: TextKind, **overrides) -> FeatureConfig:
-        """The kind's defaults (min_freq, max_tokens), with any non-None override on top."""
+    def for_kind(cls, kind: TextKind, **settings) -> FeatureConfig:
+        """The kind's defaults (min_freq, max_tokens), with any non-None setting of this config on top
+        (other families' settings, e.g. lookback, are not text settings and are left out)."""
         values = {"min_freq": kind.min_freq, "max_tokens": kind.max_tokens}
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name for f in fields(cls)}
+        values.update({k: v for k, v in settings.items() if v is not None and k in names})
+        if "split_ratios" in values:
+            values["split_ratios"] = tuple(values["split_ratios"])
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -66,19 +64,13 @@ def tokenize(kind: TextKind) -> pl.Expr:
 
 def load_bronze(kind: TextKind, layout: Layout) -> pl.DataFrame:
     key = [kind.text_col, kind.label_col]
-    return io.read_bronze(layout, key, [*key, "split"])
-
-
-def fingerprint(rows: pl.DataFrame) -> str:
-    """Content hash of the training data, independent of row order and of polars' hash functions."""
-    data = rows.sort(rows.columns).write_csv().encode()
-    return hashlib.sha256(data).hexdigest()
+    return storage.read_bronze(layout, key, [*key, "split"])
 
 
 def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
     """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
     cfg = cfg or FeatureConfig.for_kind(kind)
-    batches = io.bronze_batches(layout)  # before reading: a batch landing meanwhile makes it stale
+    batches = storage.bronze_batches(layout)  # before reading: a batch landing meanwhile makes it stale
     bronze = load_bronze(kind, layout)
     unlabelled = bronze.filter(pl.col("split") == UNSUP).height  # kept in bronze, never trained on
     rows = assign_splits(bronze.filter(pl.col("split").ne_missing(UNSUP)), kind.text_col, cfg.split_ratios)
@@ -116,15 +108,13 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
     bounds = fit_boundaries(lengths, cfg.max_buckets)
     encoded = encoded.with_columns(pl.Series("bucket", assign_bucket(lengths, bounds)))
 
-    created = datetime.now(UTC)
-    data_hash = fingerprint(rows.select(kind.text_col, kind.label_col, "split"))
-    version = f"{created:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
-    out = layout.features / version
+    data_hash = storage.fingerprint(rows.select(kind.text_col, kind.label_col, "split"))
+    version, out, created = storage.new_feature_version(layout, data_hash)
     counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     files = []
     for (split, bucket), part in encoded.group_by(["split", "bucket"]):
         name = f"shards/split={split}/bucket={bucket:03d}.parquet"
-        io.write_shard(part.drop("split", "bucket"), out / name)
+        storage.write_shard(part.drop("split", "bucket"), out / name)
         counts[split][str(bucket)] = part.height
         files.append(name)
     (out / "vocab_tokens.json").write_text(tokens.to_json())
@@ -155,10 +145,7 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         "files": sorted(files),
         "bronze_batches": batches,
     }
-    manifest = json.loads(json.dumps(manifest))  # as readers will see it (tuples -> lists)
-    io.write_json_atomic(manifest, out / "manifest.json")
-    io.write_json_atomic({"version": version}, layout.features / "LATEST")  # the switch-over
-    _prune(layout.features, keep=KEEP_VERSIONS)
+    manifest = storage.publish_features(layout, manifest)  # shards and vocabularies first, then LATEST
     log.info(
         "features %s: %s rows, %d buckets, padding %.1f%% (pad-to-longest %.1f%%)",
         version,
@@ -193,51 +180,10 @@ def carve_val_from_train(rows: pl.DataFrame, kind: TextKind, cfg: FeatureConfig)
     return carved, moved > 0
 
 
-def latest_features(layout: Layout) -> tuple[Path, dict]:
-    """The current feature set's folder and manifest."""
-    pointer = layout.features / "LATEST"
-    if not pointer.exists():
-        raise FileNotFoundError(
-            f"no features for kind {layout.kind!r} under {layout.features}; "
-            f"run `rnnflow features {layout.kind}` first"
-        )
-    folder = layout.features / io.read_json(pointer)["version"]
-    return folder, io.read_json(folder / "manifest.json")
-
-
-def stale_reason(layout: Layout) -> str | None:
-    """Why the current feature set no longer matches bronze (None: it does): new or removed batches."""
-    try:
-        _, manifest = latest_features(layout)
-    except FileNotFoundError:
-        return f"no feature set yet under {layout.features}"
-    built, now = set(manifest.get("bronze_batches", [])), set(io.bronze_batches(layout))
-    if "bronze_batches" not in manifest:  # built before batches were recorded: compare times
-        created = datetime.fromisoformat(manifest["created_at"]).timestamp()
-        newer = [b for b in now if (layout.bronze / b).stat().st_mtime > created]
-        return f"{len(newer)} bronze batch(es) newer than features {manifest['version']}" if newer else None
-    added, removed = sorted(now - built), sorted(built - now)
-    if not added and not removed:
-        return None
-    parts = [f"{len(added)} new bronze batch(es) {added[:3]}" if added else ""]
-    parts.append(f"{len(removed)} removed" if removed else "")
-    return f"features {manifest['version']} predate bronze: " + ", ".join(p for p in parts if p)
-
-
-def manifest_sha256(manifest: dict) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-
-
 def load_split(folder: Path, manifest: dict, split: str) -> list[dict[str, np.ndarray]]:
-    """One split as a list of buckets of padded arrays (see io.read_shard_arrays)."""
+    """One split as a list of buckets of padded arrays (see storage.read_shard_arrays)."""
     names = [f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
-    return [io.read_shard_arrays(folder / name) for name in names]
-
-
-def _prune(folder: Path, keep: int) -> None:
-    versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for old in versions[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    return [storage.read_shard_arrays(folder / name) for name in names]
 
 
 def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
@@ -258,12 +204,12 @@ def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
 def export_split_days(layout: Layout, split: str, days: list[str]) -> dict[str, int]:
     """One split's texts, unlabelled with an `id`, dealt out to incoming/<kind>/ds=<day>/holdout.parquet
     for each day (the demo's daily inputs to score); -> rows per day."""
-    folder, manifest = latest_features(layout)
+    folder, manifest = storage.latest_features(layout)
     texts = split_texts(folder, manifest, split).select(manifest["text_col"])
     frame = texts.sort(manifest["text_col"]).with_row_index("id", offset=1)
     counts = {}
     for i, day in enumerate(days):
         part = frame.filter((pl.col("id") - 1) % len(days) == i)
-        io.write_parquet_atomic(part, layout.incoming / f"ds={day}" / "holdout.parquet")
+        storage.write_parquet_atomic(part, layout.incoming / f"ds={day}" / "holdout.parquet")
         counts[day] = part.height
     return counts

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.features import WORD_PATTERN
+from pipeline.text.features import WORD_PATTERN
 
 WORDS = re.compile(WORD_PATTERN)  # the word tokenizer of the features, so both models see one split
 

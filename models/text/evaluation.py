@@ -14,8 +14,9 @@ import numpy as np
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from models import plots, scoring, tracking
+from models import plots, tracking
 from models.metrics import classification_metrics, report_table
+from models.text import scoring
 from pipeline.ingest import read_valid
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout

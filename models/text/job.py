@@ -12,13 +12,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from models import blend, checkpoint, descriptions, plots, scoring, tracking
+from models import checkpoint, descriptions, plots, tracking
 from models.batching import BucketBatches
 from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
-from models.ngram_classifier import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
-from models.packaging import log_text_classifier
-from models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from models.run_scope import Launch, training_run
+from models.text import blend, scoring
+from models.text.ngram import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
+from models.text.pyfunc import log_text_classifier
+from models.text.rnn import RNNClassifier, RNNClassifierConfig
 from models.train import (
     FitResult,
     TrainConfig,
@@ -29,11 +30,12 @@ from models.train import (
     resolve_device,
     seed_everything,
 )
-from pipeline.features import latest_features, load_split, sample_texts, split_texts
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.validate import SPLITS
-from pipeline.vocab import Vocabulary
+from pipeline.splits import SPLITS
+from pipeline.storage import latest_features
+from pipeline.text.features import load_split, sample_texts, split_texts
+from pipeline.text.vocab import Vocabulary
 
 log = logging.getLogger("rnnflow.job")
 CHAMPION_METRIC = "best_val_accuracy"

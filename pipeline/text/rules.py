@@ -5,24 +5,10 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.kinds import TextKind
+from pipeline.splits import SPLIT_ALIASES, UNSUP
 
 CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"  # C0, C1, line/paragraph separators
 REPLACEMENT_CHAR = "\ufffd"  # what a lossy decode leaves where bytes were not UTF-8
-SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-    "unsup": "unsup",  # unlabelled rows (aclImdb's unsup/): a missing label is fine, never trained on
-    "unlabelled": "unsup",
-    "unlabeled": "unsup",
-}
-SPLITS = ("train", "val", "test")  # the splits features writes; `unsup` rows stay in bronze only
-UNSUP = "unsup"
 # U+0080..U+009F read as the Windows-1252 characters they were meant to be (5 bytes stay undefined).
 CP1252_C1 = {
     chr(b): bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
@@ -96,26 +82,3 @@ def reason(kind: TextKind) -> pl.Expr:
 def validate(raw: pl.LazyFrame, kind: TextKind) -> pl.LazyFrame:
     """Raw rows -> normalised rows with a `reason` (null = good); nothing is dropped here."""
     return raw.with_columns(normalise(kind)).with_columns(reason(kind))
-
-
-def mark_duplicates(rows: pl.LazyFrame, key: list[str], seen: pl.LazyFrame | None) -> pl.LazyFrame:
-    """Good rows repeating an earlier key (e.g. text+label, ticker+date) in this batch or in bronze
-    get reason=duplicate: the first one seen wins."""
-    good = pl.col("reason").is_null()
-    first_in_batch = pl.struct(key).is_first_distinct().over(good)
-    rows = rows.with_columns(
-        pl.when(good & ~first_in_batch).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
-    )
-    if seen is None:
-        return rows
-    seen_keys = seen.select(key).unique().with_columns(pl.lit(True).alias("_seen"))
-    return (
-        rows.join(seen_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("reason").is_null() & pl.col("_seen").fill_null(False))
-            .then(pl.lit("duplicate"))
-            .otherwise("reason")
-            .alias("reason")
-        )
-        .drop("_seen")
-    )

@@ -7,20 +7,17 @@ so one model serves every ticker whatever its price level.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 import numpy as np
 import polars as pl
 
-from pipeline import io
-from pipeline.features import KEEP_VERSIONS, _prune, fingerprint
+from pipeline import storage
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
-from pipeline.splits import check_ratios
-from pipeline.validate import SPLITS
+from pipeline.splits import SPLITS, check_ratios
 
 log = logging.getLogger("rnnflow.features")
 BARS = ("open", "high", "low", "close", "volume")  # per-day inputs, in this order
@@ -33,6 +30,14 @@ class PriceFeatureConfig:
     lookback: int = 7  # trading days per input window
     target: str = "log_return"  # log(next / last close): 0 is persistence; "close": next / first close - 1
     split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # shares of the trading dates, in order
+
+    @classmethod
+    def for_kind(
+        cls, kind: PriceKind, lookback=None, target=None, split_ratios=None, **_text
+    ) -> PriceFeatureConfig:
+        """The kind's defaults (lookback, target), with any given setting on top (text settings ignored)."""
+        ratios = tuple(split_ratios) if split_ratios is not None else cls.split_ratios
+        return cls(lookback=lookback or kind.lookback, target=target or kind.target, split_ratios=ratios)
 
     def __post_init__(self) -> None:
         if self.lookback < 2:
@@ -89,7 +94,7 @@ def scale_inputs(raw: np.ndarray, scaler: dict) -> np.ndarray:
 
 def load_bars(layout: Layout) -> pl.DataFrame:
     """Every ingested bar, the first ingested copy of each (ticker, date), in ticker/date order."""
-    return io.read_bronze(layout, ["ticker", "date"], ["ticker", "date", *BARS]).sort("ticker", "date")
+    return storage.read_bronze(layout, ["ticker", "date"], ["ticker", "date", *BARS]).sort("ticker", "date")
 
 
 def split_dates(dates: pl.Series, ratios: tuple[float, float, float]) -> tuple[date, date]:
@@ -148,7 +153,7 @@ def window_arrays(frame: pl.DataFrame, lookback: int) -> np.ndarray:
 def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfig | None = None) -> dict:
     """Writes features/prices/<version>/ (window shards + manifest with scaler) and moves LATEST."""
     cfg = cfg or PriceFeatureConfig(lookback=kind.lookback, target=kind.target)
-    batches = io.bronze_batches(layout)
+    batches = storage.bronze_batches(layout)
     bars = load_bars(layout)
     val_start, test_start = split_dates(bars["date"], cfg.split_ratios)
     windows = make_windows(bars, cfg.lookback, val_start, test_start)
@@ -160,15 +165,13 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
         )
     scaler = fit_scaler(window_arrays(train, cfg.lookback), train["target_close"].to_numpy(), cfg.target)
 
-    created = datetime.now(UTC)
-    data_hash = fingerprint(bars)
-    version = f"{created:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
-    out = layout.features / version
+    data_hash = storage.fingerprint(bars)
+    version, out, created = storage.new_feature_version(layout, data_hash)
     files = []
     for split in SPLITS:
         part = windows.filter(pl.col("split") == split).drop("split")
         name = f"shards/split={split}/bucket=000.parquet"  # one length: one bucket
-        io.write_shard(part, out / name)
+        storage.write_shard(part, out / name)
         files.append(name)
     per_ticker = bars.group_by("ticker").agg(
         pl.len().alias("days"), pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
@@ -200,10 +203,7 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
         "files": files,
         "bronze_batches": batches,
     }
-    manifest = json.loads(json.dumps(manifest))
-    io.write_json_atomic(manifest, out / "manifest.json")
-    io.write_json_atomic({"version": version}, layout.features / "LATEST")
-    _prune(layout.features, keep=KEEP_VERSIONS)
+    manifest = storage.publish_features(layout, manifest)  # shards first, then LATEST
     log.info(
         "features %s: %s windows of %d days %s; val from %s, test from %s",
         version,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.io import SourceError, _read_delimited
 from pipeline.kinds import PriceKind
+from pipeline.sources import SourceError, read_delimited
 
 SUFFIXES = (".csv", ".tsv", ".parquet")
 OUTPUT = ("ticker", "date", "open", "high", "low", "close", "volume", "adj_close")
@@ -39,7 +39,7 @@ def read_price_file(path: Path, kind: PriceKind, frame: pl.DataFrame | None = No
                 f"{path}: unsupported price source {suffix!r}; use .csv, .tsv, .parquet or a folder"
             )
         try:
-            frame = _read_delimited(path) if suffix != ".parquet" else _as_strings(pl.read_parquet(path))
+            frame = read_delimited(path) if suffix != ".parquet" else _as_strings(pl.read_parquet(path))
         except pl.exceptions.PolarsError as err:
             raise SourceError(f"{path}: cannot be read as {suffix[1:]}: {err}".splitlines()[0]) from None
     if frame.width == 0:

@@ -15,8 +15,8 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
-from models.rnn_regressor import RNNRegressor, RNNRegressorConfig
-from pipeline.price_features import BARS, decode_target, scale_inputs
+from models.prices.rnn import RNNRegressor, RNNRegressorConfig
+from pipeline.prices.features import BARS, decode_target, scale_inputs
 
 INPUT_COLUMNS = ["ticker", "date", *BARS]
 OUTPUT_COLUMNS = ["ticker", "as_of_date", "history_days", "last_close", "forecast_close", "status"]

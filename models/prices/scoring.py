@@ -1,0 +1,60 @@
+"""Price scoring: a price pyfunc's next-close forecast per ticker as of a day."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+FORECAST_SCHEMA = {
+    "ticker": pl.String,
+    "as_of_date": pl.Date,
+    "history_days": pl.Int64,
+    "last_close": pl.Float64,
+    "forecast_close": pl.Float64,
+    "forecast_return": pl.Float64,
+    "status": pl.String,
+}
+STALE_DAYS = 5  # a ticker whose last bar is older than this (calendar days before ds) is flagged
+
+
+def forecast(model, bars: pl.DataFrame, ds: str, lookback: int) -> pl.DataFrame:
+    """For each ticker in `bars`, the next-close forecast from its last `lookback` bars up to `ds`.
+
+    Tickers with fewer bars up to ds get a row with a null forecast and status insufficient_history.
+    """
+    day = date.fromisoformat(ds)
+    history = (
+        bars.select("ticker", "date", "open", "high", "low", "close", "volume")
+        .filter(pl.col("date") <= day)
+        .sort("ticker", "date")
+        .group_by("ticker", maintain_order=True)
+        .tail(lookback)
+    )
+    rows = pl.DataFrame(schema=FORECAST_SCHEMA)
+    if history.height:
+        frame = history.with_columns(pl.col("date").dt.strftime("%Y-%m-%d")).to_pandas()
+        out = model.predict(frame)
+        rows = pl.from_pandas(out).with_columns(
+            pl.col("as_of_date").str.to_date(),
+            pl.col("history_days").cast(pl.Int64),
+            pl.col("forecast_close").fill_nan(None),
+        )
+        rows = rows.with_columns(
+            (pl.col("forecast_close") / pl.col("last_close") - 1).alias("forecast_return"),
+            pl.when((pl.col("status") == "ok") & (pl.col("as_of_date") < day - timedelta(days=STALE_DAYS)))
+            .then(pl.lit("stale: last bar ") + pl.col("as_of_date").cast(pl.String))
+            .otherwise("status")
+            .alias("status"),
+        ).select(list(FORECAST_SCHEMA))
+    missing = sorted(set(bars["ticker"].unique()) - set(rows["ticker"]))
+    if missing:  # every bar is after ds: reported, not skipped
+        none = pl.DataFrame(
+            {
+                "ticker": missing,
+                "history_days": [0] * len(missing),
+                "status": [f"insufficient_history: 0 of {lookback} days"] * len(missing),
+            }
+        )
+        rows = pl.concat([rows, none], how="diagonal_relaxed").select(list(FORECAST_SCHEMA))
+    return rows.sort("ticker")

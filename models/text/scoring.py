@@ -1,0 +1,45 @@
+"""Text scoring: a text pyfunc's outputs for a column of texts, as typed polars columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+
+from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
+
+EMPTY_SCHEMA = {
+    "predicted_label": pl.String,
+    "probability": pl.Float64,
+    "top_labels": pl.List(pl.String),
+    "top_probs": pl.List(pl.Float64),
+    POSITIVE_COLUMN: pl.Float64,  # only from models of binary kinds
+}
+
+
+def output_columns(model) -> list[str]:
+    """OUTPUT_COLUMNS, plus positive_probability when the model's signature has it (binary kinds)."""
+    schema = model.metadata.get_output_schema() if getattr(model, "metadata", None) else None
+    names = schema.input_names() if schema is not None else []
+    return [*OUTPUT_COLUMNS, POSITIVE_COLUMN] if POSITIVE_COLUMN in names else list(OUTPUT_COLUMNS)
+
+
+def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
+    """Model outputs for each text, in input order; empty or null texts get null predictions."""
+    if texts.is_empty():
+        return pl.DataFrame(schema={c: EMPTY_SCHEMA[c] for c in output_columns(model)})
+    frame = pd.DataFrame({text_col: texts.fill_null("").to_list()})
+    out = model.predict(frame)
+    scored = pl.DataFrame(
+        {
+            "predicted_label": pl.Series(
+                [None if pd.isna(v) else v for v in out["predicted_label"]], dtype=pl.String
+            ),
+            "probability": pl.Series(out["probability"].tolist(), dtype=pl.Float64).fill_nan(None),
+            "top_labels": pl.Series(out["top_labels"].tolist(), dtype=pl.List(pl.String)),
+            "top_probs": pl.Series(out["top_probs"].tolist(), dtype=pl.List(pl.Float64)),
+        }
+    ).select(OUTPUT_COLUMNS)
+    if POSITIVE_COLUMN not in out.columns:
+        return scored
+    positive = pl.Series(POSITIVE_COLUMN, out[POSITIVE_COLUMN].tolist(), dtype=pl.Float64).fill_nan(None)
+    return scored.with_columns(positive)

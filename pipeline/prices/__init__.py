@@ -1,0 +1,16 @@
+"""The prices family: daily OHLCV bars per ticker: rules, sources, window features."""
+
+from pipeline.families import Family, register
+from pipeline.prices import features, packaged, rules, sources
+
+FAMILY = register(
+    Family(
+        name="prices",
+        read_source=lambda path, kind, text_col=None, label_col=None: sources.read_price_source(path, kind),
+        validate=rules.validate,
+        feature_config=features.PriceFeatureConfig.for_kind,
+        build_features=features.build_price_features,
+        summary_keys=("version", "rows", "split_dates", "lookback", "tickers_too_short"),
+        special_sources=packaged.SPECIAL_SOURCES,
+    )
+)

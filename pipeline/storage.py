@@ -1,0 +1,186 @@
+"""Everything under the data root: atomic Parquet/JSON writes, bronze scans, feature-set versions
+(folder, manifest, `LATEST`, pruning), shards and prediction partitions. A new backend changes this
+module only."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.layout import Layout
+
+STALE_TMP_SECONDS = 3600
+KEEP_VERSIONS = 3  # feature-set versions kept per kind; older ones are pruned after a switch-over
+PART_FILE = "part-0.parquet"  # one file per prediction partition, so replacing it is a single rename
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
+    """Write aside in the same folder, then rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - stale.stat().st_mtime > STALE_TMP_SECONDS:  # a crashed writer's, not a live one's
+                stale.unlink()
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(obj: object, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- bronze
+
+
+def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
+    """Lazy scan of every Parquet file under a folder; None when there is none yet."""
+    if not folder.exists() or not any(folder.rglob("*.parquet")):
+        return None
+    return pl.scan_parquet(folder / "**" / "*.parquet")
+
+
+def bronze_batches(layout: Layout) -> list[str]:
+    """The kind's bronze batch files, by name (relative to bronze/<kind>/), sorted."""
+    folder = layout.bronze
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet")) if folder.exists() else []
+
+
+def read_bronze(layout: Layout, key: list[str], columns: list[str]) -> pl.DataFrame:
+    """All bronze batches of a kind, the first ingested copy of each key, in ingest order."""
+    bronze = scan_parquet_dir(layout.bronze)
+    if bronze is None:
+        raise FileNotFoundError(
+            f"no bronze data for kind {layout.kind!r} under {layout.bronze}; "
+            f"run `rnnflow ingest {layout.kind} SOURCE...` first"
+        )
+    return (
+        bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
+        .unique(key, keep="first", maintain_order=True)
+        .select(columns)
+        .collect()
+    )
+
+
+# ---------------------------------------------------------------- feature-set versions
+
+
+def fingerprint(rows: pl.DataFrame) -> str:
+    """Content hash of the training data, independent of row order and of polars' hash functions."""
+    data = rows.sort(rows.columns).write_csv().encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def new_feature_version(layout: Layout, data_hash: str) -> tuple[str, Path, datetime]:
+    """-> (version, its folder, creation time) for a feature set about to be written."""
+    created = datetime.now(UTC)
+    version = f"{created:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
+    return version, layout.features / version, created
+
+
+def publish_features(layout: Layout, manifest: dict) -> dict:
+    """Write the manifest into its version folder, then switch LATEST to it, then prune old versions:
+    a reader following LATEST never sees a half-written feature set. -> the manifest as read back."""
+    manifest = json.loads(json.dumps(manifest))  # as readers will see it (tuples -> lists)
+    write_json_atomic(manifest, layout.features / manifest["version"] / "manifest.json")
+    write_json_atomic({"version": manifest["version"]}, layout.features / "LATEST")  # the switch-over
+    prune_versions(layout.features, KEEP_VERSIONS)
+    return manifest
+
+
+def prune_versions(folder: Path, keep: int) -> None:
+    versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in versions[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_features(layout: Layout) -> tuple[Path, dict]:
+    """The current feature set's folder and manifest."""
+    pointer = layout.features / "LATEST"
+    if not pointer.exists():
+        raise FileNotFoundError(
+            f"no features for kind {layout.kind!r} under {layout.features}; "
+            f"run `rnnflow features {layout.kind}` first"
+        )
+    folder = layout.features / read_json(pointer)["version"]
+    return folder, read_json(folder / "manifest.json")
+
+
+def stale_reason(layout: Layout) -> str | None:
+    """Why the current feature set no longer matches bronze (None: it does): new or removed batches."""
+    try:
+        _, manifest = latest_features(layout)
+    except FileNotFoundError:
+        return f"no feature set yet under {layout.features}"
+    built, now = set(manifest.get("bronze_batches", [])), set(bronze_batches(layout))
+    if "bronze_batches" not in manifest:  # built before batches were recorded: compare times
+        created = datetime.fromisoformat(manifest["created_at"]).timestamp()
+        newer = [b for b in now if (layout.bronze / b).stat().st_mtime > created]
+        return f"{len(newer)} bronze batch(es) newer than features {manifest['version']}" if newer else None
+    added, removed = sorted(now - built), sorted(built - now)
+    if not added and not removed:
+        return None
+    parts = [f"{len(added)} new bronze batch(es) {added[:3]}" if added else ""]
+    parts.append(f"{len(removed)} removed" if removed else "")
+    return f"features {manifest['version']} predate bronze: " + ", ".join(p for p in parts if p)
+
+
+def manifest_sha256(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def split_files(folder: Path, manifest: dict, split: str) -> list[Path]:
+    """One split's shard files of a feature set, in the manifest's order."""
+    return [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+
+
+# ---------------------------------------------------------------- shards and partitions
+
+
+def write_shard(frame: pl.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="zstd")
+    return path
+
+
+def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
+    """One bucket shard -> tokens (N, T_max) int64 padded with pad_id, lengths (N,), label ids (N,)."""
+    frame = pl.read_parquet(path, columns=["tokens", "length", "label_id"])
+    lengths = frame["length"].to_numpy().astype(np.int64)
+    flat = frame["tokens"].explode().to_numpy().astype(np.int64)
+    tokens = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
+    rows = np.repeat(np.arange(len(lengths)), lengths)  # row of each flat token
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # its position
+    tokens[rows, cols] = flat
+    return {"tokens": tokens, "lengths": lengths, "labels": frame["label_id"].to_numpy()}
+
+
+def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
+    """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or PUT)."""
+    return write_parquet_atomic(frame, layout.prediction_partition(ds) / PART_FILE)

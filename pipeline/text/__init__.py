@@ -1,0 +1,16 @@
+"""The text family: surnames and reviews (text -> label): rules, sources, vocabulary, features."""
+
+from pipeline.families import Family, register
+from pipeline.text import features, packaged, rules, sources
+
+FAMILY = register(
+    Family(
+        name="text",
+        read_source=sources.read_source,
+        validate=rules.validate,
+        feature_config=features.FeatureConfig.for_kind,
+        build_features=features.build_features,
+        summary_keys=("version", "rows", "bucket_upper_bounds", "padding", "vocab"),
+        special_sources=packaged.SPECIAL_SOURCES,
+    )
+)
