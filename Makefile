@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # CPU-only machines get this torch wheel before anything else pulls the CUDA build.
 CPU_TORCH ?= torch==2.13.0
 DATA_ROOT ?= data
+TEST_WORKERS ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PYTHONUNBUFFERED := 1
 
@@ -42,8 +43,8 @@ install: $(VENV)/.installed-dev ## Create .venv and install rnnflow with test to
 demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on real demo data
 	$(BIN)/rnnflow demo --data-root $(DATA_ROOT)
 
-test: $(VENV)/.installed-dev ## Run the test suite
-	$(BIN)/python -m pytest -q
+test: $(VENV)/.installed-dev ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -8,6 +8,9 @@ from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# pipeline/models called outside a flow (as in the unit tests) log locally; pytest-xdist workers may
+# load Prefect's settings before flows/__init__.py sets this.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # One intra-op thread for torch here and in every child (CLI runs, torchrun ranks, workers): tiny
 # models gain nothing from more, and beside another busy process 2 threads on 2 cores run ~30x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import mlflow
@@ -105,8 +106,16 @@ def test_cli_rejects_text_only_model_flags_for_prices(trained, capsys):
 def test_cli_scores_prices_from_bronze_without_input(trained, capsys):
     root = trained[0]
     assert main(["score", "prices", "--data-root", str(root), "--ds", "2020-05-01"]) == 0
-    out = capsys.readouterr().out
-    assert '"rows": 4' in out and "ds=2020-05-01" in out
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"] == 4 and result["path"].endswith("ds=2020-05-01/part-0.parquet")
+    forecasts = pl.read_parquet(result["path"]).sort("ticker")
+    long = forecasts.filter(pl.col("ticker") != "NEW")  # 120 days each: a real forecast for each
+    assert long["ticker"].to_list() == ["AAA", "BBB", "CCC"] and set(long["status"]) == {"ok"}
+    assert long["forecast_close"].null_count() == 0 and (long["forecast_close"] > 0).all()
+    new = forecasts.filter(pl.col("ticker") == "NEW")  # its 3 days start after ds: no forecast, said so
+    assert new["forecast_close"].to_list() == [None] and new["status"].item().startswith(
+        "insufficient_history"
+    )
 
 
 def test_score_reads_an_input_file_and_counts_its_rejected_rows(trained, tmp_path):
