@@ -62,7 +62,9 @@ def command(spec_path: Path, nproc: int, nnodes: int, node_rank: int, rdzv_endpo
             f"--master-addr={host}",
             f"--master-port={port}",
         ]
-    return [*cmd, "-m", "models.ddp_worker", "--spec", str(spec_path)]
+    # $RNNFLOW_DDP_WORKER: another entry module wrapping models.ddp_worker (the tests' installs hooks)
+    worker = os.environ.get("RNNFLOW_DDP_WORKER", "models.ddp_worker")
+    return [*cmd, "-m", worker, "--spec", str(spec_path)]
 
 
 def torchrun(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -189,7 +186,7 @@ def fit(
         first = _restore(checkpoints, model, opt, amp, result, sched)
     seen, busy = 0, 0.0
     for epoch in range(first, cfg.epochs + 1):
-        trace_plan(batches, dist, epoch)
+        _call_hooks("epoch_start", batches=batches, dist=dist, epoch=epoch)
         net.train()
         t0, loss_sum, rows = time.perf_counter(), 0.0, 0
         for inputs, lengths, y in batches.epoch(epoch):
@@ -224,7 +221,7 @@ def fit(
         if checkpoints is not None and dist.is_main:
             _save(checkpoints, epoch, model, opt, amp, result, extra_state, sched)
         barrier(dist)
-        fault_injection(dist, epoch)
+        _call_hooks("epoch_end", batches=batches, dist=dist, epoch=epoch)
         if result.stopped_early:
             log.info("early stop: no better %s for %d epochs", objective.metric, cfg.patience)
             break
@@ -310,18 +307,12 @@ def _restore(folder, model, opt, amp, result: FitResult, sched=None) -> int:
     return state["epoch"] + 1 if not result.stopped_early else 10**9  # an early stop stays stopped
 
 
-def trace_plan(batches, dist: DistInfo, epoch: int) -> None:
-    """RNNFLOW_TRACE_BATCHES=<dir>: each rank writes the (bucket, rows) of its batches per epoch as JSON."""
-    folder = os.environ.get("RNNFLOW_TRACE_BATCHES")
-    if folder:
-        plan = [[int(b), rows.tolist()] for b, rows in batches.plan(epoch)]
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / f"rank{dist.rank}-epoch{epoch}.json").write_text(json.dumps(plan))
+# Callbacks the trainer calls around every epoch: hook(event, batches=..., dist=..., epoch=...), event
+# "epoch_start" (before training it) or "epoch_end" (after its checkpoint and barrier). Tests install
+# theirs here (tests/ddp_hooks.py: batch tracing, killing a rank); production installs none.
+EPOCH_HOOKS: list[Callable[..., None]] = []
 
 
-def fault_injection(dist: DistInfo, epoch: int) -> None:
-    """Tests of failure handling: RNNFLOW_FAULT=<rank>:<epoch> kills that rank after that epoch."""
-    spec = os.environ.get("RNNFLOW_FAULT")
-    if spec and spec == f"{dist.rank}:{epoch}":
-        log.error("RNNFLOW_FAULT: killing rank %d after epoch %d", dist.rank, epoch)
-        os.kill(os.getpid(), signal.SIGKILL)
+def _call_hooks(event: str, **context) -> None:
+    for hook in EPOCH_HOOKS:
+        hook(event, **context)

@@ -14,6 +14,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # One intra-op thread for torch here and in every child (CLI runs, torchrun ranks, workers): tiny
 # models gain nothing from more, and beside another busy process 2 threads on 2 cores run ~30x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# torchrun ranks start through the tests' entry point, which installs the trace and fault hooks
+os.environ.setdefault("RNNFLOW_DDP_WORKER", "tests.ddp_hooks")
 
 import pytest
 
