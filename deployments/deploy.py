@@ -82,7 +82,7 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
                 "daily",
                 f"Score {kind} for the scheduled date (ds) with {spec.model_name}@champion.",
                 # prices forecast today from yesterday's close: ds = the scheduled date - 1
-                {**common, "timezone": timezone, "days_back": 1 if spec.family == "prices" else 0},
+                {**common, "timezone": timezone, "days_back": spec.score_days_back},
                 cron=SCORE_CRON,
                 tags=(kind, "score"),
             ),

@@ -5,27 +5,18 @@ before it starts a flow, so a bad date, path, column or model is one line at onc
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
+from pipeline.families import family_of
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
-from pipeline.text.sources import scoring_text_column
 
 
 def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):
     """-> (ds as YYYY-MM-DD, the pinned model); raises ValueError/LookupError naming the bad value."""
     spec = get_kind(kind)
     ds = parse_ds(ds)
-    if spec.family == "prices":
-        if input_path is not None and not Path(input_path).exists():
-            raise ValueError(
-                f"{input_path}: no such file or directory; pass bars as .csv/.parquet or omit --input"
-            )
-    else:
-        if input_path is None:
-            raise ValueError(f"score {kind}: --input is required (a Parquet/CSV file with {spec.text_col!r})")
-        scoring_text_column(Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ()))
+    family_of(spec).check_scoring_input(spec, input_path)
     return ds, check_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
 
 

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "length-bucketed token shards and a manifest under features/<kind>/.",
     )
     p.add_argument("kind", choices=kinds)
-    p.add_argument("--max-buckets", type=int, default=32, help="at most this many length buckets (32)")
+    p.add_argument("--max-buckets", type=int, default=None, help="at most this many length buckets (32)")
     p.add_argument(
         "--min-freq", type=int, default=None, help="rarer tokens map to <unk> (names 1, reviews 5)"
     )
@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split-ratios",
-        default="0.7,0.15,0.15",
-        help="train,val,test shares: of rows without a split (text), of trading dates in order (prices)",
+        default=None,
+        help="train,val,test shares (0.7,0.15,0.15): of rows without a split (text), of trading dates "
+        "in order (prices)",
     )
     p.add_argument("--lookback", type=int, default=None, help="prices: trading days per window (7)")
     p.add_argument(
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "ingest":
         return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
-        ratios = tuple(float(x) for x in args.split_ratios.split(","))
+        ratios = tuple(float(x) for x in args.split_ratios.split(",")) if args.split_ratios else None
         return kind_flows.features_flow(
             args.kind,
             root,

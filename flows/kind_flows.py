@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
-import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -13,19 +9,14 @@ from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
 from models import jobs, scoring, tracking
 from models.launch import torchrun
-from models.prices import scoring as price_scoring
 from models.run_scope import Launch
-from models.text import evaluation
-from models.text import scoring as text_scoring
+from models.scoring import scorer_of
 from models.train import TrainConfig, train_config
 from pipeline.families import family_of
-from pipeline.ingest import ingest, read_valid
+from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.predictions import assemble, with_lineage
-from pipeline.prices.features import load_bars
 from pipeline.storage import latest_features, stale_reason, write_partition
-from pipeline.text import sources as text_sources
 
 route_library_logs()
 
@@ -64,11 +55,10 @@ def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_option
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def read_input(kind: str, input_path: str):
+def read_input(kind: str, input_path: str | None, data_root: str | None):
+    """-> (the rows to score, how many input rows the kind's rules rejected)."""
     spec = get_kind(kind)
-    return text_sources.read_scoring_input(
-        Path(input_path), spec.text_col, spec.column_aliases.get(spec.text_col, ())
-    )
+    return scorer_of(spec.family).read(spec, input_path, Layout.of(kind, data_root))
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
@@ -83,22 +73,11 @@ def load_model(kind: str, model_uri: str, data_root: str | None):
     return scoring.load(model_uri)
 
 
-@task(cache_policy=NO_CACHE, **io_task_options())
-def read_bars(kind: str, input_path: str | None, data_root: str | None):
-    """Daily bars to forecast from: the input's valid rows, or everything ingested so far."""
-    if input_path is None:
-        return load_bars(Layout.of(kind, data_root)), 0
-    return read_valid([input_path], get_kind(kind))
-
-
 @task(cache_policy=NO_CACHE)
-def score_rows(model, texts, text_col: str):
-    return text_scoring.predict(model, texts, text_col)
-
-
-@task(cache_policy=NO_CACHE)
-def forecast_rows(model, bars, ds: str):
-    return price_scoring.forecast(model, bars, ds, model.unwrap_python_model().lookback)
+def score_rows(kind: str, model, inputs, ds: str, resolved):
+    """-> (the partition's rows, with lineage; the counts the run reports)."""
+    spec = get_kind(kind)
+    return scorer_of(spec.family).score(model, inputs, spec, ds, resolved)
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
@@ -134,10 +113,10 @@ def ingest_flow(
 def features_flow(
     kind: str,
     data_root: str | None = None,
-    max_buckets: int = 32,
+    max_buckets: int | None = None,
     min_freq: int | None = None,
     max_tokens: int | None = None,
-    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    split_ratios: tuple[float, float, float] | None = None,
     lookback: int | None = None,
     target: str | None = None,
 ) -> dict:
@@ -147,7 +126,7 @@ def features_flow(
     family = family_of(spec)
     cfg = family.feature_config(
         spec,
-        split_ratios=tuple(split_ratios),
+        split_ratios=split_ratios,
         max_buckets=max_buckets,
         min_freq=min_freq,
         max_tokens=max_tokens,
@@ -249,7 +228,8 @@ def fresh_features(kind: str, data_root: str | None) -> None:
 
 @task(cache_policy=NO_CACHE)
 def evaluate_model(kind: str, input_path: str, model_uri: str, data_root: str | None) -> dict:
-    return evaluation.evaluate_text(get_kind(kind), Layout.of(kind, data_root), input_path, model_uri)
+    spec = get_kind(kind)
+    return scorer_of(spec.family).evaluate(spec, Layout.of(kind, data_root), input_path, model_uri)
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{kind}", log_prints=True)
@@ -259,8 +239,8 @@ def evaluate_flow(
     """Score a labelled file with a pinned version (default: the champion), beside its training's
     n-gram reference and the file's majority class; logged as an MLflow evaluation run."""
     spec = get_kind(kind)
-    if spec.family != "text":
-        raise ValueError(f"evaluate {kind}: only text kinds (names, reviews) can be evaluated on a file yet")
+    if scorer_of(spec.family).evaluate is None:
+        raise ValueError(f"evaluate {kind}: the {spec.family} family cannot be evaluated on a file yet")
     report = evaluate_model(kind, input_path, model_uri or f"models:/{spec.model_name}@champion", data_root)
     artifacts.evaluation_table(kind, input_path, report)
     return report
@@ -280,65 +260,21 @@ def score_flow(
     to ds of the input file, or of everything ingested when input_path is None."""
     spec = get_kind(kind)
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
-    if spec.family == "prices":
-        return _score_prices(spec, input_path, ds, pinned.uri, data_root)
-    inputs = read_input(kind, input_path)
+    inputs, rejected = read_input(kind, input_path, data_root)
     resolved, model = load_model(kind, pinned.uri, data_root)
-    scored = score_rows(model, inputs[spec.text_col], spec.text_col)
-    frame = assemble(
-        inputs, scored, spec.text_col, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC)
-    )
+    frame, counts = score_rows(kind, model, inputs, ds, resolved)
     path = write_predictions(frame, kind, data_root, ds)
-    unscored = frame["predicted_label"].null_count()
-    get_run_logger().info(
-        "scored %d rows (%d unscorable: empty text) with %s v%d -> %s",
-        frame.height,
-        unscored,
-        resolved.name,
-        resolved.version,
-        path,
-    )
-    report = {
-        "rows": frame.height,
-        "rows_unscored": unscored,
-        "model_name": resolved.name,
-        "model_version": resolved.version,
-        "run_id": resolved.run_id,
-        "path": path,
-    }
-    artifacts.score_table(kind, ds, input_path, report)
-    return report
-
-
-def _score_prices(spec, input_path: str | None, ds: str, model_uri: str, data_root: str | None) -> dict:
-    bars, bad_rows = read_bars(spec.name, input_path, data_root)
-    resolved, model = load_model(spec.name, model_uri, data_root)
-    rows = forecast_rows(model, bars, ds)
-    frame = with_lineage(rows, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC))
-    path = write_predictions(frame, spec.name, data_root, ds)
-    not_ok = dict(frame.filter(pl.col("status") != "ok").select("ticker", "status").iter_rows())
     logger = get_run_logger()
-    logger.info(
-        "forecast %d tickers as of %s with %s v%d -> %s",
-        frame.height,
-        ds,
-        resolved.name,
-        resolved.version,
-        path,
-    )
-    if not_ok:
-        logger.warning("tickers without a clean forecast: %s", not_ok)
-    if bad_rows:
-        logger.warning("%d input rows failed the price rules and were not used", bad_rows)
+    logger.info("wrote %d rows scored by %s v%d -> %s", frame.height, resolved.name, resolved.version, path)
+    if rejected:
+        logger.warning("%d input rows failed the %s rules and were not used", rejected, kind)
     report = {
-        "rows": frame.height,
-        "rows_unscored": int(frame["forecast_close"].null_count()),
-        "tickers_not_ok": not_ok,
-        "input_rows_rejected": bad_rows,
+        **counts,
+        "input_rows_rejected": rejected,
         "model_name": resolved.name,
         "model_version": resolved.version,
         "run_id": resolved.run_id,
         "path": path,
     }
-    artifacts.score_table(spec.name, ds, input_path or "all ingested bars", report)
+    artifacts.score_table(kind, ds, scorer_of(spec.family).input_label(input_path), report)
     return report

@@ -33,7 +33,7 @@ def scheduled_date(timezone: str = "UTC") -> str:
 
 def input_partition(kind: str, ds: str, data_root: str | None) -> str | None:
     """Where a day's input lands: incoming/<kind>/ds=<ds>/ (text kinds). Prices read the ingested bars."""
-    if get_kind(kind).family == "prices":
+    if not get_kind(kind).daily_input:
         return None
     return str(Layout.of(kind, data_root).incoming / f"ds={ds}")
 

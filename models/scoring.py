@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import mlflow
 
@@ -17,3 +20,29 @@ def load(uri: str):
     model = mlflow.pyfunc.load_model(resolved.uri)
     log.info("loaded %s (from %s), run %s", resolved.uri, uri, resolved.run_id)
     return resolved, model
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How a family scores a day; registered once per family (models/<family>/__init__.py)."""
+
+    read: Callable  # (kind, input_path, layout) -> (inputs, input rows rejected by the rules)
+    score: Callable  # (model, inputs, kind, ds, resolved) -> (partition rows with lineage, counts)
+    input_label: Callable  # input_path -> what the run says it read
+    evaluate: Callable | None = None  # (kind, layout, labelled file, model_uri) -> report; None: not yet
+
+
+_SCORERS: dict[str, Scorer] = {}
+
+
+def register(family: str, scorer: Scorer) -> Scorer:
+    _SCORERS[family] = scorer
+    return scorer
+
+
+def scorer_of(family: str) -> Scorer:
+    if family not in _SCORERS:
+        from models.jobs import FAMILY_PACKAGES
+
+        importlib.import_module(FAMILY_PACKAGES[family])
+    return _SCORERS[family]

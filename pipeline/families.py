@@ -20,6 +20,7 @@ class Family:
     feature_config: Callable  # (kind, **settings) -> the family's feature config (its defaults)
     build_features: Callable  # (kind, layout, config) -> manifest
     summary_keys: tuple[str, ...]  # what a features run reports of the manifest
+    check_scoring_input: Callable  # (kind, input_path) -> None; ValueError naming the fix, before any flow
     special_sources: dict = field(default_factory=dict)  # (kind name, source name) -> reader
 
 

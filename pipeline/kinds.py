@@ -35,6 +35,8 @@ class TextKind:
     extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
 
     family = "text"  # which feature builder, model and scorer serve this kind
+    daily_input = True  # scoring reads incoming/<kind>/ds=<ds>/ (the daily deployment skips a day without it)
+    score_days_back = 0  # the daily run scores its scheduled date
 
     @property
     def required_columns(self) -> tuple[str, str]:
@@ -104,6 +106,8 @@ class PriceKind:
         }
     )
     family = "prices"
+    daily_input = False  # scoring reads the ingested bars, no incoming partition
+    score_days_back = 1  # a 06:00 run forecasts today from yesterday's close
     required_columns = ("date", "open", "high", "low", "close", "volume")  # ticker: column or file name
     numeric_columns = ("open", "high", "low", "close", "volume", "adj_close")
     key_columns = ("ticker", "date")

@@ -6,6 +6,7 @@ import hashlib
 
 import polars as pl
 
+DEFAULT_RATIOS = (0.7, 0.15, 0.15)  # train, val, test: every family's feature default
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",
@@ -35,7 +36,7 @@ def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, floa
     return ratios
 
 
-def assign_splits(rows: pl.DataFrame, text_col: str, ratios=(0.7, 0.15, 0.15)) -> pl.DataFrame:
+def assign_splits(rows: pl.DataFrame, text_col: str, ratios=DEFAULT_RATIOS) -> pl.DataFrame:
     """Fill null `split` values from a hash of the case-folded text, so one text never spans two splits."""
     train, val, _ = check_ratios(tuple(ratios))
     keys = rows.filter(pl.col("split").is_null()).get_column(text_col).str.to_lowercase().unique()

@@ -1,10 +1,20 @@
-"""Price scoring: a price pyfunc's next-close forecast per ticker as of a day."""
+"""Price scoring: a price pyfunc's next-close forecast per ticker as of a day, and the family's Scorer."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import logging
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+
+from models.scoring import Scorer
+from pipeline.ingest import read_valid
+from pipeline.kinds import PriceKind
+from pipeline.layout import Layout
+from pipeline.predictions import with_lineage
+from pipeline.prices.features import load_bars
+
+log = logging.getLogger("rnnflow.score")
 
 FORECAST_SCHEMA = {
     "ticker": pl.String,
@@ -58,3 +68,32 @@ def forecast(model, bars: pl.DataFrame, ds: str, lookback: int) -> pl.DataFrame:
         )
         rows = pl.concat([rows, none], how="diagonal_relaxed").select(list(FORECAST_SCHEMA))
     return rows.sort("ticker")
+
+
+# ---------------------------------------------------------------- the prices family's scorer
+
+
+def read(kind: PriceKind, input_path: str | None, layout: Layout) -> tuple[pl.DataFrame, int]:
+    """Daily bars to forecast from: the input's valid rows, or everything ingested so far; and how many
+    input rows failed the price rules."""
+    if input_path is None:
+        return load_bars(layout), 0
+    return read_valid([input_path], kind)
+
+
+def score(model, bars: pl.DataFrame, kind: PriceKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:
+    rows = forecast(model, bars, ds, model.unwrap_python_model().lookback)
+    frame = with_lineage(rows, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC))
+    not_ok = dict(frame.filter(pl.col("status") != "ok").select("ticker", "status").iter_rows())
+    log.info("forecast %d tickers as of %s with %s v%d", frame.height, ds, resolved.name, resolved.version)
+    if not_ok:
+        log.warning("tickers without a clean forecast: %s", not_ok)
+    report = {
+        "rows": frame.height,
+        "rows_unscored": int(frame["forecast_close"].null_count()),
+        "tickers_not_ok": not_ok,
+    }
+    return frame, report
+
+
+SCORER = Scorer(read=read, score=score, input_label=lambda path: path or "all ingested bars")

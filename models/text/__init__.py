@@ -1,6 +1,13 @@
-"""The text family's models: the GRU, the n-gram reference, their blend, the job and the pyfunc."""
+"""The text family's models: the GRU, the n-gram reference, their blend, the job, the pyfunc and the
+scorer; registered once in the family tables (models.jobs, models.scoring)."""
+
+from dataclasses import replace
 
 from models import jobs
+from models import scoring as shared_scoring
+from models.text import scoring
+from models.text.evaluation import evaluate_text
 from models.text.job import train_text_classifier
 
 jobs.register("text", train_text_classifier)
+shared_scoring.register("text", replace(scoring.SCORER, evaluate=evaluate_text))

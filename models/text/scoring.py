@@ -1,11 +1,23 @@
-"""Text scoring: a text pyfunc's outputs for a column of texts, as typed polars columns."""
+"""Text scoring: a text pyfunc's outputs for a column of texts as typed polars columns, and the family's
+Scorer (check the input, read it, score it into a partition)."""
 
 from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
 
+from models.scoring import Scorer
 from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
+from pipeline.kinds import TextKind
+from pipeline.layout import Layout
+from pipeline.predictions import assemble
+from pipeline.text.sources import read_scoring_input
+
+log = logging.getLogger("rnnflow.score")
 
 EMPTY_SCHEMA = {
     "predicted_label": pl.String,
@@ -43,3 +55,33 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
         return scored
     positive = pl.Series(POSITIVE_COLUMN, out[POSITIVE_COLUMN].tolist(), dtype=pl.Float64).fill_nan(None)
     return scored.with_columns(positive)
+
+
+# ---------------------------------------------------------------- the text family's scorer
+
+
+def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.DataFrame, int]:
+    """The texts to score (with `id` when given) and how many input rows were rejected (none: every row
+    gets a prediction, empty texts a null one)."""
+    aliases = kind.column_aliases.get(kind.text_col, ())
+    return read_scoring_input(Path(input_path), kind.text_col, aliases), 0
+
+
+def score(model, inputs: pl.DataFrame, kind: TextKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:
+    """-> the partition's rows (inputs, outputs, lineage) and the counts the run reports."""
+    scored = predict(model, inputs[kind.text_col], kind.text_col)
+    frame = assemble(
+        inputs, scored, kind.text_col, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC)
+    )
+    unscored = frame["predicted_label"].null_count()
+    log.info(
+        "scored %d rows (%d unscorable: empty text) with %s v%d",
+        frame.height,
+        unscored,
+        resolved.name,
+        resolved.version,
+    )
+    return frame, {"rows": frame.height, "rows_unscored": unscored}
+
+
+SCORER = Scorer(read=read, score=score, input_label=lambda path: path)

@@ -11,6 +11,7 @@ FAMILY = register(
         feature_config=features.PriceFeatureConfig.for_kind,
         build_features=features.build_price_features,
         summary_keys=("version", "rows", "split_dates", "lookback", "tickers_too_short"),
+        check_scoring_input=sources.check_scoring_input,
         special_sources=packaged.SPECIAL_SOURCES,
     )
 )

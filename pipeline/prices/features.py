@@ -17,7 +17,7 @@ import polars as pl
 from pipeline import storage
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
-from pipeline.splits import SPLITS, check_ratios
+from pipeline.splits import DEFAULT_RATIOS, SPLITS, check_ratios
 
 log = logging.getLogger("rnnflow.features")
 BARS = ("open", "high", "low", "close", "volume")  # per-day inputs, in this order
@@ -29,7 +29,7 @@ TARGETS = ("close", "log_return")
 class PriceFeatureConfig:
     lookback: int = 7  # trading days per input window
     target: str = "log_return"  # log(next / last close): 0 is persistence; "close": next / first close - 1
-    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # shares of the trading dates, in order
+    split_ratios: tuple[float, float, float] = DEFAULT_RATIOS  # shares of the trading dates, in order
 
     @classmethod
     def for_kind(

@@ -83,3 +83,10 @@ def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
         else pl.col(c).cast(pl.String)
         for c, dtype in frame.schema.items()
     )
+
+
+def check_scoring_input(kind: PriceKind, input_path: str | None) -> None:
+    if input_path is not None and not Path(input_path).exists():
+        raise ValueError(
+            f"{input_path}: no such file or directory; pass bars as .csv/.parquet or omit --input"
+        )

@@ -11,6 +11,7 @@ FAMILY = register(
         feature_config=features.FeatureConfig.for_kind,
         build_features=features.build_features,
         summary_keys=("version", "rows", "bucket_upper_bounds", "padding", "vocab"),
+        check_scoring_input=sources.check_scoring_input,
         special_sources=packaged.SPECIAL_SOURCES,
     )
 )

@@ -17,7 +17,7 @@ from pipeline import storage
 from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.splits import SPLITS, UNSUP, assign_splits, carve_split
+from pipeline.splits import DEFAULT_RATIOS, SPLITS, UNSUP, assign_splits, carve_split
 from pipeline.text.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
 
 log = logging.getLogger("rnnflow.features")
@@ -26,7 +26,7 @@ WORD_PATTERN = r"[\w']+|[^\w\s]"  # words (with apostrophes) and single punctuat
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    split_ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
     max_buckets: int = 32  # names: one bucket per exact length fits well within this
     min_freq: int = 1  # tokens seen fewer times in train map to <unk>
     max_vocab: int | None = None

@@ -237,3 +237,12 @@ def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ())
     # `id` is carried as a string whatever the input format, so all partitions share one schema.
     keep = [pl.col("id").cast(pl.String)] if "id" in frame.columns else []
     return frame.select(*keep, pl.col(column).cast(pl.String).alias(text_col))
+
+
+def check_scoring_input(kind: TextKind, input_path: str | None) -> None:
+    """ValueError naming the fix when the input cannot be scored (missing, no text column)."""
+    if input_path is None:
+        raise ValueError(
+            f"score {kind.name}: --input is required (a Parquet/CSV file with {kind.text_col!r})"
+        )
+    scoring_text_column(Path(input_path), kind.text_col, kind.column_aliases.get(kind.text_col, ()))

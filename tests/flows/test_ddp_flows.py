@@ -61,18 +61,26 @@ def test_two_process_ddp_gives_one_run_one_version_and_splits_every_epoch(tmp_pa
         run.data.metrics
     )
 
+    assert_each_epoch_split_in_two(root, trace, report["epochs_run"])
+
+
+def assert_each_epoch_split_in_two(root: Path, trace: Path, epochs: int) -> None:
+    """The ranks' traced batches: as many on each, disjoint rows, and together the whole train split."""
     _, manifest = latest_features(Layout.of("names", root))
     total = manifest["rows"]["train"]
-    for epoch in range(1, report["epochs_run"] + 1):
+    for epoch in range(1, epochs + 1):
         plans = [json.loads((trace / f"rank{r}-epoch{epoch}.json").read_text()) for r in (0, 1)]
         assert len(plans[0]) == len(plans[1])  # same number of batches on each rank
         seen = [(b, row) for plan in plans for b, rows in plan for row in rows]
         assert len(seen) == len(set(seen)) == total  # disjoint, and together the whole epoch
 
 
-def test_one_and_two_processes_end_close_in_validation_accuracy(tmp_path, prefect_api):
+def test_one_and_two_processes_end_close_in_validation_accuracy(tmp_path, prefect_api, monkeypatch):
     one = train_flow("names", str(prepared(tmp_path / "one")), nproc=1, **RECIPE)
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("RNNFLOW_TRACE_BATCHES", str(trace))  # the 2 ranks really split the data
     two = train_flow("names", str(prepared(tmp_path / "two")), nproc=2, **RECIPE)
+    assert_each_epoch_split_in_two(tmp_path / "two" / "data", trace, two["epochs_run"])
     # Same seed and data; 2 processes take half the optimizer steps (each step averages 2 batches).
     assert one["best_val_accuracy"] >= 0.8 and two["best_val_accuracy"] >= 0.8
     assert abs(one["best_val_accuracy"] - two["best_val_accuracy"]) <= 0.1
