@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 from flows.operate import backfill
+from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 from pipeline.text.features import export_split_days
 
@@ -59,14 +60,14 @@ def demo_flow(
         features = features_flow(kind, data_root)
         trained = train_flow(kind, data_root, **{"epochs": epochs, **options[kind]})
         result = {"ingest": ingested, "features": features, "train": trained}
-        if trained["champion_version"] is None and kind != "prices":
+        if trained["champion_version"] is None and trained.get("reference_val_accuracy") is not None:
             # The RNN lost to its n-gram reference, and nothing else is champion: the reference, trained
             # as a model of its own (`rnnflow train KIND --model ngram`), serves instead.
             result["fallback"] = train_flow(kind, data_root, model_options={"model": "ngram"})
         model = None
         if (result.get("fallback") or trained)["champion_version"] is None:  # prices lost to persistence
             model = f"models:/{trained['model_name']}/{trained['version']}"
-        if kind == "prices":  # forecast the day after the last bar in the data
+        if not get_kind(kind).daily_input:  # prices: forecast the day after the last bar in the data
             last = max(t["last"] for t in features_tickers(kind, data_root).values())
             result["score"] = score_flow(kind, None, last, model, data_root=data_root)
         else:

@@ -8,9 +8,9 @@ from prefect.cache_policies import NO_CACHE
 from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
 from models import jobs, scoring, tracking
+from models.jobs import scorer_of
 from models.launch import torchrun
 from models.run_scope import Launch
-from models.scoring import scorer_of
 from models.train import TrainConfig, train_config
 from pipeline.families import family_of
 from pipeline.ingest import ingest

@@ -1,7 +1,7 @@
-"""The training job of each model family, and `train()`: one entry for in-process and DDP training.
+"""The model family table: each family (models/text, models/prices) registers its training job and its
+scorer once (`register`, in its __init__); `train()` is the one entry for in-process and DDP training.
 
-Each family (models/text, models/prices) registers its job here once (`register`); families are found by
-package name (FAMILY_PACKAGES), so no shared module imports one."""
+Families are found by package name (FAMILY_PACKAGES), so no shared module imports one."""
 
 from __future__ import annotations
 
@@ -9,24 +9,32 @@ import importlib
 from collections.abc import Callable
 
 from models.run_scope import Launch
+from models.scoring import Scorer
 from models.train import TrainConfig
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 
 FAMILY_PACKAGES = {"text": "models.text", "prices": "models.prices"}
-_TRAINERS: dict[str, Callable] = {}
+_FAMILIES: dict[str, tuple[Callable, Scorer]] = {}
 
 
-def register(family: str, trainer: Callable) -> Callable:
+def register(family: str, trainer: Callable, scorer: Scorer) -> None:
     """trainer(kind, layout, cfg, model_options, launch) -> report (with .as_dict()) or None off rank 0."""
-    _TRAINERS[family] = trainer
-    return trainer
+    _FAMILIES[family] = (trainer, scorer)
+
+
+def _entry(family: str) -> tuple[Callable, Scorer]:
+    if family not in _FAMILIES:
+        importlib.import_module(FAMILY_PACKAGES[family])
+    return _FAMILIES[family]
 
 
 def trainer_of(family: str) -> Callable:
-    if family not in _TRAINERS:
-        importlib.import_module(FAMILY_PACKAGES[family])
-    return _TRAINERS[family]
+    return _entry(family)[0]
+
+
+def scorer_of(family: str) -> Scorer:
+    return _entry(family)[1]
 
 
 def train(

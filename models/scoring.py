@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,19 +29,3 @@ class Scorer:
     score: Callable  # (model, inputs, kind, ds, resolved) -> (partition rows with lineage, counts)
     input_label: Callable  # input_path -> what the run says it read
     evaluate: Callable | None = None  # (kind, layout, labelled file, model_uri) -> report; None: not yet
-
-
-_SCORERS: dict[str, Scorer] = {}
-
-
-def register(family: str, scorer: Scorer) -> Scorer:
-    _SCORERS[family] = scorer
-    return scorer
-
-
-def scorer_of(family: str) -> Scorer:
-    if family not in _SCORERS:
-        from models.jobs import FAMILY_PACKAGES
-
-        importlib.import_module(FAMILY_PACKAGES[family])
-    return _SCORERS[family]

@@ -1,13 +1,11 @@
 """The text family's models: the GRU, the n-gram reference, their blend, the job, the pyfunc and the
-scorer; registered once in the family tables (models.jobs, models.scoring)."""
+scorer; registered once in the model family table (models.jobs)."""
 
 from dataclasses import replace
 
 from models import jobs
-from models import scoring as shared_scoring
 from models.text import scoring
 from models.text.evaluation import evaluate_text
 from models.text.job import train_text_classifier
 
-jobs.register("text", train_text_classifier)
-shared_scoring.register("text", replace(scoring.SCORER, evaluate=evaluate_text))
+jobs.register("text", train_text_classifier, replace(scoring.SCORER, evaluate=evaluate_text))
