@@ -171,7 +171,9 @@ def train_text_classifier(
         else:
             probs, y_test, _ = predict(model, test, device)
             if reference is not None and cfg.blend:
-                probs, mixed = blended(kind, labels, model, val, device, reference, texts, probs, ref_probs)
+                probs, mixed = blended(
+                    kind, labels, model, val, device, reference, texts, probs, ref_probs, y_test
+                )
                 result.best_value = mixed.pop("val_accuracy")
         test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
         test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
@@ -258,7 +260,7 @@ def train_text_classifier(
     )
 
 
-def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_test, ref_test):
+def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_test, ref_test, y_test):
     """-> the blend's test probabilities, and the share, the blend's val accuracy and the RNN's own
     val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
     rnn_val, y_val, _ = predict(model, val, device)
@@ -267,18 +269,18 @@ def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_te
         raise RuntimeError("the val split's shards and texts disagree in row order; rebuild the features")
     ref_val = predict_proba(reference.model, val_texts)
     share, val_accuracy = blend.pick_share(rnn_val, ref_val, y_val)
-    y_test = xy(kind, labels, texts["test"])[1]
+    rnn_val_accuracy = float((rnn_val.argmax(-1) == y_val).mean())
     alone = classification_metrics(y_test, rnn_test.argmax(-1), len(labels))
     log.info(
         "blend: reference share %.2f, val accuracy %.4f (RNN alone %.4f)",
         share,
         val_accuracy,
-        float((rnn_val.argmax(-1) == y_val).mean()),
+        rnn_val_accuracy,
     )
     return blend.mix(rnn_test, ref_test, share), {
         "val_accuracy": val_accuracy,
         "blend_reference_share": share,
-        "rnn_val_accuracy": float((rnn_val.argmax(-1) == y_val).mean()),
+        "rnn_val_accuracy": rnn_val_accuracy,
         "rnn_test_accuracy": alone["accuracy"],
         "rnn_test_macro_f1": alone["macro_f1"],
     }

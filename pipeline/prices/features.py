@@ -219,5 +219,5 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
 
 
 def load_windows(folder, manifest: dict, split: str) -> pl.DataFrame:
-    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    names = storage.split_files(folder, manifest, split)
     return pl.concat([pl.read_parquet(n) for n in names]) if names else pl.DataFrame()

@@ -182,8 +182,7 @@ def carve_val_from_train(rows: pl.DataFrame, kind: TextKind, cfg: FeatureConfig)
 
 def load_split(folder: Path, manifest: dict, split: str) -> list[dict[str, np.ndarray]]:
     """One split as a list of buckets of padded arrays (see storage.read_shard_arrays)."""
-    names = [f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
-    return [storage.read_shard_arrays(folder / name) for name in names]
+    return [storage.read_shard_arrays(path) for path in storage.split_files(folder, manifest, split)]
 
 
 def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
@@ -194,7 +193,7 @@ def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
 
 def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
     """One split's texts and labels (text_col, label_col), as stored in its shards."""
-    names = [folder / f for f in manifest["files"] if f.startswith(f"shards/split={split}/")]
+    names = storage.split_files(folder, manifest, split)
     columns = [manifest["text_col"], manifest["label_col"]]
     if not names:
         return pl.DataFrame(schema={c: pl.String for c in columns})
