@@ -7,12 +7,20 @@ import json
 import os
 import sys
 
+from models.config import DEVICES, FAMILY_DEFAULTS, SCHEDULES, TrainConfig
 from models.launch import RankFailed
 from pipeline.kinds import KINDS
 
 EPILOG = """Storage: --data-root DIR (default ./data, or $RNNFLOW_DATA_ROOT) holds bronze/, quarantine/,
 features/, predictions/ and, unless $MLFLOW_TRACKING_URI is set, MLflow's mlflow.db and mlartifacts/.
 Prefect runs on its ephemeral local API unless $PREFECT_API_URL points at a server."""
+
+
+def default(name: str) -> str:
+    """A training setting's default as the help shows it: TrainConfig's, and each family's own."""
+    base = getattr(TrainConfig, name)
+    own = {f: d[name] for f, d in FAMILY_DEFAULTS.items() if name in d and d[name] != base}
+    return ", ".join([f"{f} {v}" for f, v in own.items()] + [("else " if own else "") + str(base)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,22 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("kind", choices=kinds)
     p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="maximum epochs (text 12, prices 8); early stopping may end sooner",
+        "--epochs", type=int, help=f"maximum epochs ({default('epochs')}); early stopping may end sooner"
     )
+    p.add_argument("--device", choices=DEVICES, help=f"auto: cuda if available ({default('device')})")
+    p.add_argument("--seed", type=int, help=f"seed for init, shuffling and dropout ({default('seed')})")
+    p.add_argument("--batch-size", type=int, help=f"({default('batch_size')})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate ({default('lr')})")
+    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay ({default('weight_decay')})")
     p.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and dropout (0)")
-    p.add_argument("--batch-size", type=int, default=None, help="(64)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (3e-3)")
-    p.add_argument(
-        "--weight-decay", type=float, default=None, help="AdamW weight decay (text 0.05, prices 0)"
-    )
-    p.add_argument(
-        "--patience", type=int, default=None, help="epochs without improvement before stopping (3)"
+        "--patience", type=int, help=f"epochs without improvement before stopping ({default('patience')})"
     )
     p.add_argument(
         "--class-weighting",
@@ -144,10 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--schedule",
-        choices=["constant", "onecycle"],
-        default=None,
-        help="learning rate: one-cycle up to --lr and down over all epochs (text default) or constant "
-        "(prices default)",
+        choices=SCHEDULES,
+        help="learning rate: one-cycle up to --lr and down over all epochs, or constant "
+        f"({default('schedule')})",
     )
     p.add_argument(
         "--model",
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reference",
         dest="reference",
         action="store_false",
+        default=None,
         help="skip the baseline beside the model (text: the n-gram reference); champion then needs only "
         "to beat the incumbent",
     )
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-blend",
         dest="blend",
         action="store_false",
+        default=None,
         help="text kinds: ship the RNN alone, not averaged with its n-gram reference (the default)",
     )
     p.add_argument(
@@ -180,8 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--node-rank", type=int, default=0, help="this node's rank, 0..nnodes-1")
     g.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of node 0 (needed with --nnodes > 1)")
     g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    g.add_argument("--no-amp", dest="amp", action="store_false", help="CUDA: no mixed precision")
-    g.add_argument("--no-pin-memory", dest="pin_memory", action="store_false", help="CUDA: no pinned batches")
+    g.add_argument(
+        "--no-amp", dest="amp", action="store_false", default=None, help="CUDA: no mixed precision"
+    )
+    g.add_argument(
+        "--no-pin-memory",
+        dest="pin_memory",
+        action="store_false",
+        default=None,
+        help="CUDA: no pinned batches",
+    )
 
     p = sub.add_parser(
         "score",

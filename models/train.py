@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,59 +15,10 @@ import torch
 
 from models import checkpoint
 from models.batching import BucketBatches, RankBatches
+from models.config import FAMILY_DEFAULTS, TrainConfig, train_config  # noqa: F401 (re-exported)
 from models.distributed import DistInfo, barrier, gather_across, sum_across
 
 log = logging.getLogger("rnnflow.train")
-DEVICES = ("auto", "cpu", "cuda")
-SCHEDULES = ("constant", "onecycle")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    patience: int = 3  # epochs without a better validation metric before stopping
-    class_weighting: bool = False  # weight the loss by inverse training-class frequency
-    device: str = "auto"
-    seed: int = 0
-    amp: bool = True  # CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler
-    pin_memory: bool = True  # CUDA only: page-locked batches, copied without blocking
-    # Train the obvious baseline beside the model (text: n-gram reference; prices: persistence is
-    # always measured) and refuse `champion` to a model that loses to it on validation. False: the
-    # champion rule compares with the incumbent only (a deliberate opt-out, recorded in the run).
-    reference: bool = True
-    schedule: str = "constant"  # "onecycle": warm up to lr, then anneal, over all epochs' steps
-    # Text kinds: the packaged model averages the RNN's probabilities with its n-gram reference's, the
-    # reference's share (0.2-0.8) picked on validation; False ships the RNN alone. Needs `reference`.
-    blend: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# What differs from TrainConfig's defaults per model family: the text RNNs train longer, on a one-cycle
-# schedule with weight decay (measured in issue 11: +3-11 points of test accuracy over constant lr).
-FAMILY_DEFAULTS = {"text": {"epochs": 12, "schedule": "onecycle", "weight_decay": 0.05}, "prices": {}}
-
-
-def train_config(family: str, **given) -> TrainConfig:
-    """The TrainConfig for a family: given values (None = not given) over the family's defaults."""
-    values = FAMILY_DEFAULTS[family] | {k: v for k, v in given.items() if v is not None}
-    return TrainConfig(**values)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""One training job for prices: windows -> fit -> test metrics beside persistence -> MLflow -> registry."""
+"""The prices family's training job: dated windows -> LSTM -> test metrics beside persistence; the steps
+of models.job.Job."""
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +14,15 @@ import pandas as pd
 import polars as pl
 import torch
 
-from models import checkpoint, descriptions, plots, tracking
+from models import plots, tracking
 from models.batching import BucketBatches
+from models.job import Job, run
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
 from models.prices.pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
 from models.prices.rnn import RNNRegressor, RNNRegressorConfig
-from models.run_scope import Launch, training_run
-from models.train import Objective, TrainConfig, fit, resolve_device, seed_everything
+from models.run_scope import Launch, Scope
+from models.train import FitResult, Objective, TrainConfig, fit
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
 from pipeline.prices.features import (
@@ -33,10 +34,8 @@ from pipeline.prices.features import (
     window_arrays,
 )
 from pipeline.splits import SPLITS
-from pipeline.storage import latest_features
 
 log = logging.getLogger("rnnflow.job")
-CHAMPION_METRIC = "best_val_rmse"  # lower is better
 EVAL_BATCH = 1024
 
 
@@ -114,123 +113,124 @@ def train_price_forecaster(
     launch: Launch | None = None,
 ) -> PriceTrainReport | None:
     """-> the report on rank 0 (or without DDP); None on the other ranks."""
-    launch = launch or Launch()
-    folder, manifest = latest_features(layout)
-    lookback, scaler = manifest["lookback"], manifest["scaler"]
-    seed_everything(cfg.seed)
-    train, val, test = (Windows(load_windows(folder, manifest, s), lookback, scaler) for s in SPLITS)
-    if len(val.raw) == 0:
-        raise ValueError(
-            f"prices: features {manifest['version']} hold no validation windows; "
-            "ingest more history or lower --lookback"
+    return run(PriceJob(kind, layout, cfg, model_options, launch))
+
+
+class PriceJob(Job):
+    champion_metric = "best_val_rmse"
+    higher_is_better = False
+
+    def prepare(self, folder: Path, manifest: dict) -> None:
+        self.lookback, self.scaler = manifest["lookback"], manifest["scaler"]
+        self.train, self.val, self.test = (
+            Windows(load_windows(folder, manifest, s), self.lookback, self.scaler) for s in SPLITS
         )
-    model_cfg = RNNRegressorConfig(input_size=len(BARS), **check_options(model_options or {}))
-    model, device = RNNRegressor(model_cfg), resolve_device(cfg.device, launch.dist.local_rank)
-    log.info(
-        "training prices on %s: %s / %s / %s train/val/test windows of %d days, target %s",
-        device,
-        f"{len(train.raw):,}",
-        f"{len(val.raw):,}",
-        f"{len(test.raw):,}",
-        lookback,
-        scaler["target"],
-    )
-    params = {f"train.{k}": v for k, v in cfg.to_dict().items()}
-    params |= {f"model.{k}": v for k, v in model_cfg.to_dict().items()}
-    params |= {"device": str(device), "train_rows": len(train.raw), "lookback": lookback}
-    params |= {"target": scaler["target"], **manifest["split_dates"]}
-    with training_run(kind.name, layout, manifest, launch, params) as scope:
-        result = fit(
-            model,
-            train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
-            val.batches(EVAL_BATCH, shuffle=False),
+        if len(self.val.raw) == 0:
+            raise ValueError(
+                f"prices: features {manifest['version']} hold no validation windows; "
+                "ingest more history or lower --lookback"
+            )
+        self.model_cfg = RNNRegressorConfig(input_size=len(BARS), **check_options(self.options))
+        self.model = RNNRegressor(self.model_cfg)
+        self.train_rows = len(self.train.raw)
+
+    def describe(self) -> str:
+        return (
+            f"training prices on {self.device}: {len(self.train.raw):,} / {len(self.val.raw):,} / "
+            f"{len(self.test.raw):,} train/val/test windows of {self.lookback} days, "
+            f"target {self.scaler['target']}"
+        )
+
+    def params(self) -> dict:
+        return {"lookback": self.lookback, "target": self.scaler["target"], **self.manifest["split_dates"]}
+
+    def fit(self, scope: Scope) -> FitResult:
+        cfg = self.cfg
+        return fit(
+            self.model,
+            self.train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
+            self.val.batches(EVAL_BATCH, shuffle=False),
             cfg,
-            rmse_objective(val),
+            rmse_objective(self.val),
             on_epoch=scope.log_epoch,
-            dist=launch.dist,
+            dist=self.launch.dist,
             checkpoints=scope.checkpoints,
-            resume=launch.resume,
+            resume=self.launch.resume,
             extra_state=scope.extra_state,
         )
-        if scope.run is None:
-            return None
-        run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
-        forecast, _ = test.forecast(model, device)
-        ours = regression_metrics(test.actual, forecast, test.last)
-        naive = regression_metrics(test.actual, test.last, test.last)
-        naive_val = regression_metrics(val.actual, val.last, val.last)["rmse"]
-        for metrics in (ours, naive):
+
+    def evaluate(self, result: FitResult) -> dict:
+        test, val = self.test, self.val
+        self.forecast, _ = test.forecast(self.model, self.device)
+        self.ours = regression_metrics(test.actual, self.forecast, test.last)
+        self.naive = regression_metrics(test.actual, test.last, test.last)
+        self.naive_val = regression_metrics(val.actual, val.last, val.last)["rmse"]
+        for metrics in (self.ours, self.naive):
             metrics["directional_ci95"] = wilson_interval(metrics["directional_accuracy"], len(test.actual))
-        always_up = float(np.mean(test.actual > test.last)) if len(test.actual) else 0.0
-        mlflow.log_metrics(
-            {
-                CHAMPION_METRIC: result.best_value,
-                "best_epoch": result.best_epoch,
-                "train_samples_per_s": result.samples_per_s,
-                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
-            }
-            | {f"test_{k}": v for k, v in ours.items() if not isinstance(v, tuple)}
-            | {f"persistence_test_{k}": v for k, v in naive.items() if not isinstance(v, tuple)}
-            | {"persistence_val_rmse": naive_val}
-            | {"always_up_test_directional_accuracy": always_up}
+        self.always_up = float(np.mean(test.actual > test.last)) if len(test.actual) else 0.0
+        return (
+            {f"test_{k}": v for k, v in self.ours.items() if not isinstance(v, tuple)}
+            | {f"persistence_test_{k}": v for k, v in self.naive.items() if not isinstance(v, tuple)}
+            | {"persistence_val_rmse": self.naive_val}
+            | {"always_up_test_directional_accuracy": self.always_up}
         )
-        model.cpu()
+
+    def log_model(self, work: Path, result: FitResult):
         spec = {
-            "kind": kind.name,
-            "model": model_cfg.to_dict(),
-            "lookback": lookback,
-            "scaler": scaler,
-            "features_version": manifest["version"],
+            "kind": self.kind.name,
+            "model": self.model_cfg.to_dict(),
+            "lookback": self.lookback,
+            "scaler": self.scaler,
+            "features_version": self.manifest["version"],
         }
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            _log_reports(work, result.history, test, forecast, ours, naive, manifest)
-            example = _example_bars(test, lookback)
-            info = log_pyfunc(work, PriceForecasterPyfunc(), model, spec, {}, signature(), example)
-        outcome = tracking.register_and_promote(
-            kind.model_name,
-            info,
-            run.info.run_id,
-            tags,
-            CHAMPION_METRIC,
-            result.best_value,
-            manifest["version"],
-            rescore=lambda v: champion_rmse(kind, v, val),
-            higher_is_better=False,
-            reference=("persistence", naive_val) if cfg.reference else None,
-            descriptions=(
-                descriptions.price_model(kind, manifest),
-                descriptions.version(
-                    CHAMPION_METRIC,
-                    result.best_value,
-                    manifest,
-                    {
-                        "persistence_val_rmse": naive_val,
-                        "test_rmse": ours["rmse"],
-                        "persistence_test_rmse": naive["rmse"],
-                    },
-                ),
-            ),
+        _log_reports(work, result.history, self.test, self.forecast, self.ours, self.naive, self.manifest)
+        example = _example_bars(self.test, self.lookback)
+        return log_pyfunc(work, PriceForecasterPyfunc(), self.model, spec, {}, signature(), example)
+
+    def rescore(self, version: int) -> float | None:
+        return champion_rmse(self.kind, version, self.val)
+
+    def reference(self) -> tuple | None:
+        return ("persistence", self.naive_val) if self.cfg.reference else None
+
+    def model_description(self) -> str:
+        return model_description(self.kind, self.manifest)
+
+    def headline(self) -> dict:
+        return {
+            "persistence_val_rmse": self.naive_val,
+            "test_rmse": self.ours["rmse"],
+            "persistence_test_rmse": self.naive["rmse"],
+        }
+
+    def report(self, common: dict, result: FitResult) -> PriceTrainReport:
+        return PriceTrainReport(
+            **common,
+            best_val_rmse=result.best_value,
+            persistence_val_rmse=self.naive_val,
+            test=self.ours,
+            persistence=self.naive,
+            always_up_directional_accuracy=self.always_up,
+            test_windows=len(self.test.raw),
         )
-    checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
-    log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
-    return PriceTrainReport(
-        kind=kind.name,
-        model_name=kind.model_name,
-        run_id=run.info.run_id,
-        experiment_id=experiment,
-        tracking_uri=uri,
-        **outcome,
-        best_val_rmse=result.best_value,
-        persistence_val_rmse=naive_val,
-        test=ours,
-        persistence=naive,
-        always_up_directional_accuracy=always_up,
-        test_windows=len(test.raw),
-        best_epoch=result.best_epoch,
-        epochs_run=len(result.history),
-        device=str(device),
-        samples_per_s=result.samples_per_s,
+
+
+def model_description(kind: PriceKind, manifest: dict) -> str:
+    dates = manifest["split_dates"]
+    return "\n".join(
+        [
+            f"**{kind.model_name}**: daily OHLCV per ticker -> next trading day's close.",
+            "",
+            "- Data: bronze/prices/ bars, one per (ticker, date); bad bars are quarantined at ingest.",
+            f"- Features: windows of {manifest['lookback']} trading days, prices relative to the window's "
+            f"first close; split by date (val from {dates['val_start']}, test from {dates['test_start']}); "
+            "scaler fitted on the training period only and packaged with the model.",
+            "- Model: LSTM/GRU over the window -> linear head.",
+            "- Metrics: best_val_rmse (picks the champion; lower is better); test RMSE, MAE, MAPE and "
+            "directional accuracy beside the persistence forecast (tomorrow's close = today's).",
+            "- Score: `rnnflow score prices --ds YYYY-MM-DD` (forecast per ticker from the bars up to ds), "
+            f"or `mlflow.pyfunc.load_model('models:/{kind.model_name}@champion').predict(bars)`.",
+        ]
     )
 
 

@@ -1,44 +1,42 @@
-"""One training job for a text kind: features -> fit -> evaluate -> MLflow run -> registered version."""
+"""The text family's training job: bucketed token batches -> GRU (or n-gram) -> blend with the n-gram
+reference -> test metrics beside the majority baseline; the steps of models.job.Job."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import mlflow
 import numpy as np
 
-from models import checkpoint, descriptions, plots, tracking
+from models import plots, tracking
 from models.batching import BucketBatches
-from models.metrics import binary_metrics, classification_metrics, majority_baseline, report_table
-from models.run_scope import Launch, training_run
+from models.job import Job, run
+from models.metrics import classification_metrics, majority_baseline, report_table
+from models.run_scope import Launch, Scope
 from models.text import blend, scoring
 from models.text.ngram import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
 from models.text.pyfunc import log_text_classifier
-from models.text.rnn import RNNClassifier, RNNClassifierConfig
-from models.train import (
-    FitResult,
-    TrainConfig,
-    class_weights,
-    classification_objective,
-    fit,
-    predict,
-    resolve_device,
-    seed_everything,
+from models.text.reference import (
+    binary_test_metrics,
+    gate,
+    ngram_result,
+    reference_metrics,
+    train_reference,
+    xy,
 )
+from models.text.rnn import RNNClassifier, RNNClassifierConfig
+from models.train import FitResult, TrainConfig, class_weights, classification_objective, fit, predict
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.splits import SPLITS
-from pipeline.storage import latest_features
 from pipeline.text.features import load_split, sample_texts, split_texts
 from pipeline.text.vocab import Vocabulary
 
 log = logging.getLogger("rnnflow.job")
-CHAMPION_METRIC = "best_val_accuracy"
 MODEL_TYPES = ("rnn", "ngram")  # `rnnflow train --model`
 EVAL_BATCH = 512
 
@@ -82,195 +80,194 @@ def train_text_classifier(
     launch: Launch | None = None,
 ) -> TrainReport | None:
     """-> the report on rank 0 (or without DDP); None on the other ranks."""
-    launch = launch or Launch()
-    options = dict(model_options or {})
-    model_type = options.pop("model", "rnn")
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"--model {model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
-    if model_type == "ngram" and launch.dist.world_size > 1:
-        raise ValueError("--model ngram trains in seconds in one process; drop --nproc/--nnodes")
-    model_options = options
-    folder, manifest = latest_features(layout)
-    tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
-    labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
-    seed_everything(cfg.seed)
-    train = BucketBatches(load_split(folder, manifest, "train"), cfg.batch_size, True, cfg.seed)
-    val = BucketBatches(load_split(folder, manifest, "val"), EVAL_BATCH, shuffle=False)
-    if val.num_rows == 0:
-        raise ValueError(
-            f"kind {kind.name!r}: the val split of features {manifest['version']} is empty, so nothing "
-            "can pick the best epoch or the champion; give some rows split=val, or leave split blank "
-            "to have features assign 70/15/15 by hash"
-        )
-    test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
-    if model_type == "ngram":
-        model_cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels), **model_options)
-        model = NgramClassifier(model_cfg)
-    else:
-        model_options = {"num_layers": kind.rnn_layers} | model_options
-        model_cfg = RNNClassifierConfig(
-            vocab_size=len(tokens), num_classes=len(labels), pad_id=tokens.pad_id, **model_options
-        )
-        model = RNNClassifier(model_cfg)
-    device = resolve_device(cfg.device, launch.dist.local_rank)
-    log.info(
-        "training %s on %s: %s train / %s val / %s test rows, %d classes, %d batches per epoch",
-        kind.name,
-        device,
-        f"{train.num_rows:,}",
-        f"{val.num_rows:,}",
-        f"{test.num_rows:,}",
-        len(labels),
-        len(train),
-    )
+    return run(TextJob(kind, layout, cfg, model_options, launch))
 
-    params = {f"train.{k}": v for k, v in cfg.to_dict().items()}
-    params |= {f"model.{k}": v for k, v in model_cfg.to_dict().items()}
-    params |= {"device": str(device), "train_rows": train.num_rows, "model_type": model_type}
-    with training_run(kind.name, layout, manifest, launch, params) as scope:
-        texts = {split: split_texts(folder, manifest, split) for split in SPLITS}
-        if model_type == "ngram":
-            fitted = fit_ngram(model_cfg, *(xy(kind, labels, texts[s]) for s in ("train", "val")), cfg.seed)
-            model, result = fitted.model, ngram_result(fitted, train.num_rows)
+
+class TextJob(Job):
+    champion_metric = "best_val_accuracy"
+
+    def __init__(self, kind, layout, cfg, model_options, launch) -> None:
+        super().__init__(kind, layout, cfg, model_options, launch)
+        self.model_type = self.options.pop("model", "rnn")
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"--model {self.model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
+        if self.model_type == "ngram" and self.launch.dist.world_size > 1:
+            raise ValueError("--model ngram trains in seconds in one process; drop --nproc/--nnodes")
+        self.reference_fit: NgramFit | None = None
+        self.ref_metrics: dict = {}
+        self.mixed: dict = {}  # the RNN blended with its reference: the share, and the RNN alone
+
+    def prepare(self, folder: Path, manifest: dict) -> None:
+        kind, cfg = self.kind, self.cfg
+        self.folder = folder
+        self.tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
+        self.labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
+        self.train = BucketBatches(load_split(folder, manifest, "train"), cfg.batch_size, True, cfg.seed)
+        self.val = BucketBatches(load_split(folder, manifest, "val"), EVAL_BATCH, shuffle=False)
+        if self.val.num_rows == 0:
+            raise ValueError(
+                f"kind {kind.name!r}: the val split of features {manifest['version']} is empty, so nothing "
+                "can pick the best epoch or the champion; give some rows split=val, or leave split blank "
+                "to have features assign 70/15/15 by hash"
+            )
+        self.test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
+        self.train_rows = self.train.num_rows
+        if self.model_type == "ngram":
+            self.model_cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(self.labels), **self.options)
+            self.model = NgramClassifier(self.model_cfg)
+        else:
+            options = {"num_layers": kind.rnn_layers} | self.options
+            self.model_cfg = RNNClassifierConfig(
+                vocab_size=len(self.tokens),
+                num_classes=len(self.labels),
+                pad_id=self.tokens.pad_id,
+                **options,
+            )
+            self.model = RNNClassifier(self.model_cfg)
+
+    def describe(self) -> str:
+        return (
+            f"training {self.kind.name} on {self.device}: {self.train.num_rows:,} train / "
+            f"{self.val.num_rows:,} val / {self.test.num_rows:,} test rows, {len(self.labels)} classes, "
+            f"{len(self.train)} batches per epoch"
+        )
+
+    def params(self) -> dict:
+        return {"model_type": self.model_type}
+
+    @cached_property
+    def texts(self) -> dict:
+        return {split: split_texts(self.folder, self.manifest, split) for split in SPLITS}
+
+    def xy(self, split: str) -> tuple[list[str], np.ndarray]:
+        return xy(self.kind, self.labels, self.texts[split])
+
+    def fit(self, scope: Scope) -> FitResult:
+        if self.model_type == "ngram":
+            fitted = fit_ngram(self.model_cfg, self.xy("train"), self.xy("val"), self.cfg.seed)
             for row in fitted.history:
                 scope.log_epoch(row)
-        else:
-            weights = class_weights(train.labels(), len(labels)) if cfg.class_weighting else None
-            result = fit(
-                model,
-                train,
-                val,
-                cfg,
-                classification_objective(),
-                on_epoch=scope.log_epoch,
-                loss_kwargs={"class_weights": weights},
-                dist=launch.dist,
-                checkpoints=scope.checkpoints,
-                resume=launch.resume,
-                extra_state=scope.extra_state,
+            self.model, self.reference_fit = fitted.model, fitted  # the model is its own reference
+            return ngram_result(fitted, self.train.num_rows)
+        weights = class_weights(self.train.labels(), len(self.labels)) if self.cfg.class_weighting else None
+        return fit(
+            self.model,
+            self.train,
+            self.val,
+            self.cfg,
+            classification_objective(),
+            on_epoch=scope.log_epoch,
+            loss_kwargs={"class_weights": weights},
+            dist=self.launch.dist,
+            checkpoints=scope.checkpoints,
+            resume=self.launch.resume,
+            extra_state=scope.extra_state,
+        )
+
+    def evaluate(self, result: FitResult) -> dict:
+        kind, labels = self.kind, self.labels
+        if self.model_type == "rnn" and self.cfg.reference:
+            self.reference_fit = train_reference(kind, labels, self.texts, self.cfg.seed)
+        ref_probs = None
+        if self.reference_fit is not None:
+            self.ref_metrics, ref_probs = reference_metrics(
+                kind, labels, self.reference_fit, self.texts["test"]
             )
-        if scope.run is None:
-            return None
-        run, uri, experiment, tags = scope.run, scope.tracking_uri, scope.experiment_id, scope.tags
-        reference, ref_metrics, ref_probs = None, {}, None
-        if model_type == "ngram":
-            reference = fitted
-        elif cfg.reference:
-            reference = train_reference(kind, labels, texts, cfg.seed)
-        if reference is not None:
-            ref_metrics, ref_probs = reference_metrics(kind, labels, reference, texts["test"])
             log.info(
                 "reference n-gram model: val accuracy %.4f, test accuracy %.4f (%.1fs)",
-                ref_metrics["reference_val_accuracy"],
-                ref_metrics["reference_test_accuracy"],
-                ref_metrics["reference_seconds"],
+                self.ref_metrics["reference_val_accuracy"],
+                self.ref_metrics["reference_test_accuracy"],
+                self.ref_metrics["reference_seconds"],
             )
-        mixed = {}  # the RNN blended with its reference: what the RNN alone measured, and the share
-        if model_type == "ngram":
-            y_test, probs = xy(kind, labels, texts["test"])[1], ref_probs  # the model is its own reference
+        if self.model_type == "ngram":
+            y_test, probs = self.xy("test")[1], ref_probs
         else:
-            probs, y_test, _ = predict(model, test, device)
-            if reference is not None and cfg.blend:
-                probs, mixed = blended(
-                    kind, labels, model, val, device, reference, texts, probs, ref_probs, y_test
-                )
-                result.best_value = mixed.pop("val_accuracy")
-        test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
-        test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
-        baseline = majority_baseline(train.labels(), y_test, len(labels))
-        binary = binary_test_metrics(kind, labels, y_test, probs, baseline["class"])
-        mlflow.log_metrics(
-            {
-                CHAMPION_METRIC: result.best_value,
-                "best_epoch": result.best_epoch,
-                "test_loss": test_loss,
-                "test_accuracy": test_metrics["accuracy"],
-                "test_macro_f1": test_metrics["macro_f1"],
-                "baseline_test_accuracy": baseline["accuracy"],
-                "baseline_test_macro_f1": baseline["macro_f1"],
-                "train_samples_per_s": result.samples_per_s,
-                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
-                **{k: v for k, v in binary.items() if v is not None},
-                **{k: v for k, v in ref_metrics.items() if v is not None},
-                **mixed,
-            }
+            probs, y_test, _ = predict(self.model, self.test, self.device)
+            if self.reference_fit is not None and self.cfg.blend:
+                probs, self.mixed = blended(self, probs, ref_probs, y_test)
+                result.best_value = self.mixed.pop("val_accuracy")
+        self.test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
+        self.test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
+        self.baseline = majority_baseline(self.train.labels(), y_test, len(labels))
+        self.binary = binary_test_metrics(kind, labels, y_test, probs, self.baseline["class"])
+        return {
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_metrics["accuracy"],
+            "test_macro_f1": self.test_metrics["macro_f1"],
+            "baseline_test_accuracy": self.baseline["accuracy"],
+            "baseline_test_macro_f1": self.baseline["macro_f1"],
+            **self.binary,
+            **self.ref_metrics,
+            **self.mixed,
+        }
+
+    def log_model(self, work: Path, result: FitResult):
+        kind, folder, manifest = self.kind, self.folder, self.manifest
+        binary_report = {"positive_label": kind.positive_label, **self.binary} if self.binary else None
+        _log_reports(
+            work,
+            result.history,
+            self.test_metrics,
+            self.baseline,
+            self.labels.tokens,
+            manifest,
+            binary_report,
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            binary_report = {"positive_label": kind.positive_label, **binary} if binary else None
-            _log_reports(work, result.history, test_metrics, baseline, labels.tokens, manifest, binary_report)
-            model.cpu()
-            examples = sample_texts(folder, manifest)
-            share = mixed.get("blend_reference_share")
-            blend_with = (reference.model, share) if share is not None else None
-            info = log_text_classifier(work, kind, model, folder, manifest, examples, blend_with=blend_with)
-            if model_type != "ngram" and reference is not None:  # scored beside it by `rnnflow evaluate`
-                ref_info = log_text_classifier(
-                    work, kind, reference.model, folder, manifest, examples, "reference"
-                )
-                mlflow.set_tag("reference_model_uri", ref_info.model_uri)
-        outcome = tracking.register_and_promote(
-            kind.model_name,
-            info,
-            run.info.run_id,
-            tags,
-            CHAMPION_METRIC,
-            result.best_value,
-            manifest["version"],
-            rescore=lambda v: champion_accuracy(kind, v, folder, manifest),
-            reference=gate(model_type, reference, "blend_reference_share" in mixed),
-            descriptions=(
-                descriptions.text_model(kind, manifest),
-                descriptions.version(
-                    CHAMPION_METRIC,
-                    result.best_value,
-                    manifest,
-                    {
-                        "test_accuracy": test_metrics["accuracy"],
-                        "baseline_test_accuracy": baseline["accuracy"],
-                        "test_roc_auc": binary.get("test_roc_auc"),
-                        "reference_val_accuracy": ref_metrics.get("reference_val_accuracy"),
-                        "reference_test_accuracy": ref_metrics.get("reference_test_accuracy"),
-                    },
-                ),
-            ),
+        examples = sample_texts(folder, manifest)
+        share = self.mixed.get("blend_reference_share")
+        blend_with = (self.reference_fit.model, share) if share is not None else None
+        info = log_text_classifier(work, kind, self.model, folder, manifest, examples, blend_with=blend_with)
+        if self.model_type != "ngram" and self.reference_fit is not None:  # scored beside it by `evaluate`
+            ref = log_text_classifier(
+                work, kind, self.reference_fit.model, folder, manifest, examples, "reference"
+            )
+            mlflow.set_tag("reference_model_uri", ref.model_uri)
+        return info
+
+    def rescore(self, version: int) -> float | None:
+        return champion_accuracy(self.kind, version, self.folder, self.manifest)
+
+    def reference(self) -> tracking.Reference | None:
+        return gate(self.model_type, self.reference_fit, "blend_reference_share" in self.mixed)
+
+    def model_description(self) -> str:
+        return model_description(self.kind, self.manifest)
+
+    def headline(self) -> dict:
+        return {
+            "test_accuracy": self.test_metrics["accuracy"],
+            "baseline_test_accuracy": self.baseline["accuracy"],
+            "test_roc_auc": self.binary.get("test_roc_auc"),
+            "reference_val_accuracy": self.ref_metrics.get("reference_val_accuracy"),
+            "reference_test_accuracy": self.ref_metrics.get("reference_test_accuracy"),
+        }
+
+    def report(self, common: dict, result: FitResult) -> TrainReport:
+        return TrainReport(
+            **common,
+            best_val_accuracy=result.best_value,
+            test_accuracy=self.test_metrics["accuracy"],
+            test_macro_f1=self.test_metrics["macro_f1"],
+            baseline_accuracy=self.baseline["accuracy"],
+            baseline_macro_f1=self.baseline["macro_f1"],
+            **self.binary,
+            model_type=self.model_type,
+            **self.ref_metrics,
+            **self.mixed,
         )
-    checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
-    log.info("registered %s v%d; %s", kind.model_name, outcome["version"], outcome["champion_decision"])
-    return TrainReport(
-        kind=kind.name,
-        model_name=kind.model_name,
-        run_id=run.info.run_id,
-        experiment_id=experiment,
-        tracking_uri=uri,
-        **outcome,
-        best_val_accuracy=result.best_value,
-        test_accuracy=test_metrics["accuracy"],
-        test_macro_f1=test_metrics["macro_f1"],
-        baseline_accuracy=baseline["accuracy"],
-        baseline_macro_f1=baseline["macro_f1"],
-        best_epoch=result.best_epoch,
-        epochs_run=len(result.history),
-        device=str(device),
-        samples_per_s=result.samples_per_s,
-        **binary,
-        model_type=model_type,
-        **ref_metrics,
-        **mixed,
-    )
 
 
-def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_test, ref_test, y_test):
+def blended(job: TextJob, rnn_test, ref_test, y_test):
     """-> the blend's test probabilities, and the share, the blend's val accuracy and the RNN's own
     val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
-    rnn_val, y_val, _ = predict(model, val, device)
-    val_texts, y_ref = xy(kind, labels, texts["val"])
+    rnn_val, y_val, _ = predict(job.model, job.val, job.device)
+    val_texts, y_ref = job.xy("val")
     if not np.array_equal(y_val, y_ref):  # both read the val shards in the manifest's order
         raise RuntimeError("the val split's shards and texts disagree in row order; rebuild the features")
-    ref_val = predict_proba(reference.model, val_texts)
+    ref_val = predict_proba(job.reference_fit.model, val_texts)
     share, val_accuracy = blend.pick_share(rnn_val, ref_val, y_val)
     rnn_val_accuracy = float((rnn_val.argmax(-1) == y_val).mean())
-    alone = classification_metrics(y_test, rnn_test.argmax(-1), len(labels))
+    alone = classification_metrics(y_test, rnn_test.argmax(-1), len(job.labels))
     log.info(
         "blend: reference share %.2f, val accuracy %.4f (RNN alone %.4f)",
         share,
@@ -286,75 +283,29 @@ def blended(kind, labels, model, val, device, reference: NgramFit, texts, rnn_te
     }
 
 
-def gate(model_type: str, reference: NgramFit | None, blended: bool) -> tracking.Reference | None:
-    """What the champion gate holds the model to: its reference's val accuracy (none for the n-gram
-    model itself, or when the reference was switched off). A blend holds the reference, so it must
-    beat it, not tie it, unless the reference is already perfect on val (nothing can beat it)."""
-    if model_type == "ngram" or reference is None:
-        return None
-    strict = blended and reference.val_accuracy < 1.0
-    return tracking.Reference("its n-gram reference", reference.val_accuracy, strict=strict)
-
-
-def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray]:
-    """One split's texts and label ids (rows whose label the vocabulary lacks are not in the shards)."""
-    ids = np.array([labels.index[v] for v in frame[kind.label_col].to_list()], dtype=np.int64)
-    return frame[kind.text_col].to_list(), ids
-
-
-def train_reference(kind: TextKind, labels: Vocabulary, texts: dict, seed: int) -> NgramFit:
-    """The n-gram reference on exactly the model's train split, its epoch picked on the same val split."""
-    cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels))
-    return fit_ngram(cfg, xy(kind, labels, texts["train"]), xy(kind, labels, texts["val"]), seed)
-
-
-def reference_metrics(
-    kind: TextKind, labels: Vocabulary, reference: NgramFit, test
-) -> tuple[dict, np.ndarray]:
-    """-> the reference_* metrics and its test probabilities (N, C)."""
-    texts, y = xy(kind, labels, test)
-    probs = predict_proba(reference.model, texts)
-    m = classification_metrics(y, probs.argmax(-1), len(labels))
-    out = {
-        "reference_val_accuracy": reference.val_accuracy,
-        "reference_test_accuracy": m["accuracy"],
-        "reference_test_macro_f1": m["macro_f1"],
-        "reference_seconds": reference.seconds,
-    }
-    binary = binary_test_metrics(kind, labels, y, probs, 0)
-    if binary:
-        out |= {"reference_test_f1": binary["test_f1"], "reference_test_roc_auc": binary["test_roc_auc"]}
-    return out, probs
-
-
-def ngram_result(fitted: NgramFit, train_rows: int) -> FitResult:
-    """The n-gram fit in the shape the job reports for every model."""
-    rate = train_rows * len(fitted.history) / max(fitted.seconds, 1e-9)
-    return FitResult(
-        "val_accuracy",
-        history=fitted.history,
-        best_epoch=fitted.best_epoch,
-        best_value=fitted.val_accuracy,
-        samples_per_s=rate,
+def model_description(kind: TextKind, manifest: dict) -> str:
+    vocab = manifest["vocab"]
+    return "\n".join(
+        [
+            f"**{kind.model_name}**: {kind.text_col} -> {kind.label_col} ({kind.name} kind of rnnflow).",
+            "",
+            f"- Data: bronze/{kind.name}/ batches, de-duplicated on ({kind.text_col}, {kind.label_col}); "
+            "bad rows are quarantined at ingest with a reason.",
+            f"- Features: {kind.tokenizer} tokens, vocabulary from the train split (min_freq "
+            f"{manifest['config']['min_freq']}, {vocab['tokens']['size']} tokens), first "
+            f"{manifest['config'].get('max_tokens') or 'all'} tokens kept, length-bucketed shards; "
+            f"{vocab['labels']['size']} labels.",
+            "- Model: embedding -> (bidirectional) GRU/LSTM -> mean+max or last-step pooling -> linear, "
+            "by default blended with the n-gram reference trained on the same splits (see each version's "
+            "params and blend_reference_share).",
+            "- Metrics: best_val_accuracy (picks the champion; higher is better), test_accuracy and "
+            "test_macro_f1 beside the majority baseline and the n-gram reference"
+            + (", test_f1 and test_roc_auc for the positive class." if kind.positive_label else "."),
+            f"- Score: `rnnflow score {kind.name} --input FILE --ds YYYY-MM-DD`, or "
+            f"`mlflow.pyfunc.load_model('models:/{kind.model_name}@champion').predict(df)` with a "
+            f"`{kind.text_col}` column.",
+        ]
     )
-
-
-def binary_test_metrics(kind: TextKind, labels: Vocabulary, y_test, probs, majority: int) -> dict:
-    """test_f1/test_roc_auc and the majority baseline's, for kinds with a positive label ({} otherwise).
-
-    Undefined values (ROC AUC on a test split with one class only) are None, and are not logged.
-    """
-    positive = labels.index.get(kind.positive_label) if kind.positive_label else None
-    if positive is None:
-        return {}
-    m = binary_metrics(y_test, probs, positive, majority)
-    values = {
-        "test_f1": m["f1"],
-        "test_roc_auc": m["roc_auc"],
-        "baseline_test_f1": m["baseline_f1"],
-        "baseline_test_roc_auc": m["baseline_roc_auc"],
-    }
-    return {k: None if math.isnan(v) else float(v) for k, v in values.items()}
 
 
 def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict) -> float | None:

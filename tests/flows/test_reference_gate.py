@@ -60,7 +60,7 @@ def test_a_text_model_that_loses_to_its_reference_is_not_crowned(names_root):
 
 def test_the_reference_learns_on_exactly_the_models_splits(names_root, monkeypatch):
     """It is fitted on the model's train split, its epoch picked on the model's val split: no test row."""
-    from models.text import job as classifier_job
+    from models.text import reference as classifier_job
 
     seen, real = {}, classifier_job.fit_ngram
 

@@ -30,7 +30,7 @@ def test_a_blend_that_only_ties_its_reference_is_a_loss():
 def test_the_gate_holds_a_blend_to_beating_its_reference_unless_the_reference_is_perfect():
     from types import SimpleNamespace
 
-    from models.text.job import gate
+    from models.text.reference import gate
 
     assert gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=True).strict
     assert not gate("rnn", SimpleNamespace(val_accuracy=0.9), blended=False).strict

@@ -1,0 +1,146 @@
+"""The one training-job skeleton: latest features -> fit -> evaluate -> MLflow run -> registered version.
+
+A family subclasses Job and fills in its steps (models/text/job.py, models/prices/job.py); run() is the
+order they happen in, the same for every family, in one process or on every DDP rank."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import mlflow
+
+from models import checkpoint, tracking
+from models.run_scope import Launch, Scope, training_run
+from models.train import FitResult, TrainConfig, resolve_device, seed_everything
+from pipeline.kinds import Kind
+from pipeline.layout import Layout
+from pipeline.storage import latest_features
+
+log = logging.getLogger("rnnflow.job")
+
+
+class Job(ABC):
+    """One training of one kind. prepare() sets model, model_cfg and train_rows; the other steps run in
+    the MLflow run on rank 0 only, except fit(), which every rank runs."""
+
+    champion_metric: ClassVar[str]  # picks the champion; logged as result.best_value
+    higher_is_better: ClassVar[bool] = True
+
+    def __init__(
+        self, kind: Kind, layout: Layout, cfg: TrainConfig, model_options: dict | None, launch: Launch | None
+    ) -> None:
+        self.kind, self.layout, self.cfg = kind, layout, cfg
+        self.options = dict(model_options or {})
+        self.launch = launch or Launch()
+        self.device = resolve_device(cfg.device, self.launch.dist.local_rank)
+
+    @abstractmethod
+    def prepare(self, folder: Path, manifest: dict) -> None:
+        """Read the splits of the feature set; build self.model, self.model_cfg, self.train_rows."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One log line: what trains on what."""
+
+    def params(self) -> dict:
+        """MLflow params beyond train.*, model.*, device and train_rows."""
+        return {}
+
+    @abstractmethod
+    def fit(self, scope: Scope) -> FitResult: ...
+
+    @abstractmethod
+    def evaluate(self, result: FitResult) -> dict[str, float | None]:
+        """Test metrics to log (None values are not logged); may settle result.best_value."""
+
+    @abstractmethod
+    def log_model(self, work: Path, result: FitResult):
+        """Reports and plots into the run, then the pyfunc; -> its ModelInfo."""
+
+    @abstractmethod
+    def rescore(self, version: int) -> float | None:
+        """A registered version's champion metric on this feature set's val split (None: cannot)."""
+
+    def reference(self) -> tracking.Reference | tuple | None:
+        """What the champion gate holds the model to (None: only the incumbent)."""
+        return None
+
+    @abstractmethod
+    def model_description(self) -> str:
+        """The registered model's description in the MLflow UI."""
+
+    @abstractmethod
+    def headline(self) -> dict[str, float | None]:
+        """The metrics the version's description shows beside the champion metric."""
+
+    @abstractmethod
+    def report(self, common: dict, result: FitResult) -> tracking.RegisteredRun: ...
+
+
+def run(job: Job) -> tracking.RegisteredRun | None:
+    """-> the report on rank 0 (or without DDP); None on the other ranks."""
+    folder, job.manifest = latest_features(job.layout)
+    seed_everything(job.cfg.seed)
+    job.prepare(folder, job.manifest)
+    log.info("%s", job.describe())
+    params = {f"train.{k}": v for k, v in job.cfg.to_dict().items()}
+    params |= {f"model.{k}": v for k, v in job.model_cfg.to_dict().items()}
+    params |= {"device": str(job.device), "train_rows": job.train_rows, **job.params()}
+    with training_run(job.kind.name, job.layout, job.manifest, job.launch, params) as scope:
+        result = job.fit(scope)
+        if scope.run is None:
+            return None
+        metrics = job.evaluate(result)
+        mlflow.log_metrics(
+            {
+                job.champion_metric: result.best_value,
+                "best_epoch": result.best_epoch,
+                "train_samples_per_s": result.samples_per_s,
+                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
+                **{k: v for k, v in metrics.items() if v is not None},
+            }
+        )
+        job.model.cpu()
+        with tempfile.TemporaryDirectory() as tmp:
+            info = job.log_model(Path(tmp), result)
+        outcome = tracking.register_and_promote(
+            job.kind.model_name,
+            info,
+            scope.run.info.run_id,
+            scope.tags,
+            job.champion_metric,
+            result.best_value,
+            job.manifest["version"],
+            rescore=job.rescore,
+            higher_is_better=job.higher_is_better,
+            reference=job.reference(),
+            descriptions=(job.model_description(), version_description(job, result.best_value)),
+        )
+    checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
+    log.info("registered %s v%d; %s", job.kind.model_name, outcome["version"], outcome["champion_decision"])
+    common = {
+        "kind": job.kind.name,
+        "model_name": job.kind.model_name,
+        "run_id": scope.run.info.run_id,
+        "experiment_id": scope.experiment_id,
+        "tracking_uri": scope.tracking_uri,
+        **outcome,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "device": str(job.device),
+        "samples_per_s": result.samples_per_s,
+    }
+    return job.report(common, result)
+
+
+def version_description(job: Job, value: float) -> str:
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in job.headline().items() if v is not None)
+    manifest = job.manifest
+    return (
+        f"{job.champion_metric} {value:.4f}; {shown}. Features {manifest['version']} "
+        f"(dataset {manifest['dataset_fingerprint'][:12]})."
+    )
