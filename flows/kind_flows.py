@@ -7,11 +7,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
-from models import jobs, scoring, tracking
-from models.jobs import scorer_of
+from models.config import TrainConfig, train_config
 from models.launch import torchrun
-from models.run_scope import Launch
-from models.train import TrainConfig, train_config
 from pipeline.families import family_of
 from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
@@ -19,6 +16,14 @@ from pipeline.layout import Layout
 from pipeline.storage import latest_features, stale_reason, write_partition
 
 route_library_logs()
+
+
+def scorer_of(family: str):
+    """The family's scorer. models.jobs loads torch and mlflow (~4 s of CPU), so it is imported by the
+    steps that need a model, and an ingest or features run starts without them."""
+    from models.jobs import scorer_of
+
+    return scorer_of(family)
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,6 +44,9 @@ def build_feature_set(kind: str, data_root: str | None, cfg) -> dict:
 def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_options: dict, ddp: dict) -> dict:
     """In this process when one process on one node, else torchrun as a child whose ranks log here."""
     if ddp["nproc"] == 1 and ddp["nnodes"] == 1:
+        from models import jobs
+        from models.run_scope import Launch
+
         return jobs.train(kind, data_root, cfg, model_options, Launch(resume=ddp["resume"]))
     spec = {
         "kind": kind,
@@ -68,6 +76,8 @@ def check_request(kind: str, input_path: str | None, ds: str, model_uri: str | N
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
 def load_model(kind: str, model_uri: str, data_root: str | None):
+    from models import scoring, tracking
+
     layout = Layout.of(kind, data_root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return scoring.load(model_uri)
@@ -148,21 +158,21 @@ def train_flow(
     lr: float | None = None,
     patience: int | None = None,
     class_weighting: bool | None = None,
-    device: str = "auto",
-    seed: int = 0,
+    device: str | None = None,
+    seed: int | None = None,
     model_options: dict | None = None,
     nproc: int = 1,
     nnodes: int = 1,
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
     resume: bool = False,
-    amp: bool = True,
-    pin_memory: bool = True,
+    amp: bool | None = None,
+    pin_memory: bool | None = None,
     refresh_features: bool = False,
-    reference: bool = True,
+    reference: bool | None = None,
     schedule: str | None = None,
     weight_decay: float | None = None,
-    blend: bool = True,
+    blend: bool | None = None,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
@@ -173,7 +183,7 @@ def train_flow(
     nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
     flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
     the last complete checkpoint of the interrupted training. Settings left None take the kind's
-    family defaults (models.train.FAMILY_DEFAULTS), then TrainConfig's.
+    family defaults (models.config.FAMILY_DEFAULTS), then TrainConfig's.
     """
     cfg = train_config(
         get_kind(kind).family,

@@ -17,7 +17,6 @@ from prefect.states import Completed
 from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
 from flows.retry import io_task_options
-from models import tracking
 from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
@@ -76,7 +75,8 @@ def score_day(
         artifacts.skipped_note(kind, ds, reason)
         result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
         return Completed(name="Skipped", message=reason, data=result)
-    report = score_flow(kind, source, ds, model_uri, data_root)
+    # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
+    report = score_flow.fn(kind, source, ds, model_uri, data_root)
     return {"kind": kind, "ds": ds, "status": "scored", **report}
 
 
@@ -86,7 +86,9 @@ def _has_parquet(folder: str) -> bool:
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
-def pin_model(kind: str, model_uri: str, data_root: str | None) -> tracking.ResolvedModel:
+def pin_model(kind: str, model_uri: str, data_root: str | None):
+    from models import tracking  # mlflow: loaded by the runs that score
+
     layout = Layout.of(kind, data_root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return tracking.resolve(model_uri)

@@ -96,6 +96,8 @@ def torchrun(
 
 def _run(cmd: list[str], log: Callable[[str], None]):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ours_not_the_users(env):  # each rank picks the data root's own store again
+        env.pop(name)
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")])
     )
@@ -143,3 +145,17 @@ def root_cause(lines: list[str]) -> tuple[int | None, int | None]:
     rank = re.search(r"rank\s*:\s*(\d+)", part)
     code = re.search(r"exitcode\s*:\s*(-?\d+)", part)
     return (int(rank.group(1)) if rank else None, int(code.group(1)) if code else None)
+
+
+def ours_not_the_users(env: dict) -> list[str]:
+    """MLflow variables that hold a default this process installed (mlflow.set_tracking_uri copies it
+    into os.environ) rather than a user's setting: a child must not take them for a user's choice,
+    or a training of another data root would log into this one's store."""
+    tracking = sys.modules.get("models.tracking")  # not imported: nothing of ours can be there
+    if tracking is None:
+        return []
+    ours = {
+        "MLFLOW_TRACKING_URI": tracking.default_tracking_uri(),
+        "MLFLOW_REGISTRY_URI": tracking.default_registry_uri(),
+    }
+    return [name for name, value in ours.items() if value and env.get(name) == value]

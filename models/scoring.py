@@ -13,11 +13,25 @@ from models import tracking
 log = logging.getLogger("rnnflow.score")
 
 
+# Loaded versions, by (registry, version, run): a version never changes, so a backfill or a worker that
+# scores many days loads each one once. A few entries at most: the champion, and a pinned version or two.
+_LOADED: dict[tuple[str, str, str], object] = {}
+KEEP_LOADED = 4
+
+
 def load(uri: str):
     """-> (ResolvedModel, pyfunc model); the alias is resolved once, so every row gets one version."""
     resolved = tracking.resolve(uri)
-    model = mlflow.pyfunc.load_model(resolved.uri)
-    log.info("loaded %s (from %s), run %s", resolved.uri, uri, resolved.run_id)
+    key = (mlflow.get_registry_uri(), resolved.uri, resolved.run_id)
+    model = _LOADED.get(key)
+    if model is None:
+        # the requirement check compares the model's (unpinned) pip requirements with this environment:
+        # it can never find a mismatch, and costs ~1.5 s of package scanning per process
+        model = mlflow.pyfunc.load_model(resolved.uri, suppress_warnings=True)
+        while len(_LOADED) >= KEEP_LOADED:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = model
+        log.info("loaded %s (from %s), run %s", resolved.uri, uri, resolved.run_id)
     return resolved, model
 
 

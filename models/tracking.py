@@ -52,6 +52,11 @@ def default_tracking_uri() -> str | None:
     return _DEFAULT_SET
 
 
+def default_registry_uri() -> str | None:
+    """The registry URI configure() last installed (the tracking store's, unless the user set one)."""
+    return _REGISTRY_SET
+
+
 def experiment_id(name: str, artifacts: Path) -> str:
     """Get or create; new experiments keep artifacts beside the SQLite store unless a server decides."""
     found = mlflow.get_experiment_by_name(name)
