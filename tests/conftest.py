@@ -11,6 +11,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # pipeline/models called outside a flow (as in the unit tests) log locally; pytest-xdist workers may
 # load Prefect's settings before flows/__init__.py sets this.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# Flow logs stay on the console here: no test but the e2e file (which turns it back on for its server,
+# worker and runs) reads them from the API, and shipping every line costs the session's server CPU.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 # One intra-op thread for torch here and in every child (CLI runs, torchrun ranks, workers): tiny
 # models gain nothing from more, and beside another busy process 2 threads on 2 cores run ~30x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -34,6 +37,19 @@ def make_surnames(n_per_label: int = 60, seed: int = 0) -> list[tuple[str, str]]
                 seen.add(name)
                 rows.append((name, label))
     return rows
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_mlflow_template(tmp_path_factory):
+    """Every data root's MLflow store starts as a copy of one migrated empty store (tests/mlflow_store.py),
+    here and in the children (torchrun ranks, CLI runs) that inherit the environment."""
+    from tests import mlflow_store, prefect_store
+
+    template = mlflow_store.template(prefect_store.shared_folder(tmp_path_factory))
+    os.environ[mlflow_store.ENV] = str(template)
+    mlflow_store.install()
+    yield template
+    os.environ.pop(mlflow_store.ENV, None)
 
 
 @pytest.fixture(autouse=True)
@@ -60,14 +76,22 @@ def surnames_csv(tmp_path):
     return path
 
 
+def prefect_template(tmp_path_factory) -> Path:
+    """One migrated Prefect database for the whole run (tests/prefect_store.py)."""
+    from tests import prefect_store
+
+    return prefect_store.template(prefect_store.shared_folder(tmp_path_factory))
+
+
 @pytest.fixture(scope="session")
-def prefect_api():
+def prefect_api(tmp_path_factory):
     """One real (temporary, SQLite-backed) Prefect API for the whole session; yields its URL, which
     child processes (CLI runs, nodes) get as PREFECT_API_URL instead of starting servers of their own."""
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=180):
+    from tests import prefect_store
+
+    with prefect_store.seeded_harness(prefect_template(tmp_path_factory), timeout=180):
         yield PREFECT_API_URL.value()
 
 

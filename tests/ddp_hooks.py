@@ -3,6 +3,8 @@ with two epoch hooks installed, each switched on by the test that needs it:
 
 - RNNFLOW_TRACE_BATCHES=<dir>: each rank writes the (bucket, rows) of its batches per epoch as JSON;
 - RNNFLOW_FAULT=<rank>:<epoch>: that rank is SIGKILLed after that epoch.
+
+and the tests' migrated MLflow store template (tests/mlflow_store.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from models import ddp_worker, train
+from tests import mlflow_store
 
 log = logging.getLogger("rnnflow.train")
 
@@ -35,4 +38,5 @@ def kill_a_rank(event: str, batches, dist, epoch: int) -> None:
 
 if __name__ == "__main__":
     train.EPOCH_HOOKS.extend([trace_batches, kill_a_rank])
+    mlflow_store.install()
     sys.exit(ddp_worker.main())

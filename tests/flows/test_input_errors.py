@@ -3,6 +3,7 @@ Prefect start-up), one clear state message from a flow, and retries kept for tra
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,13 +17,20 @@ from pipeline.sources import SourceError
 from tests.conftest import train_tiny_names
 
 ROOT = Path(__file__).resolve().parents[2]
-# `rnnflow score` that also records, after answering, which heavy libraries it had to load
-CLI = (
-    "import os, sys; from flows.cli import main; rc = main(sys.argv[1:]); "
-    "heavy = [m for m in ('prefect', 'torch') if m in sys.modules]; "
-    "open(os.environ['LOADED_FILE'], 'w').write(' '.join(heavy)); "
-    "sys.exit(rc)"
-)
+# Each bad `rnnflow score` request, in one fresh process (cases in order), recording for each its exit
+# code, stdout, stderr and which heavy libraries the process had loaded by the time it answered.
+CLI = """
+import contextlib, io, json, os, sys
+from flows.cli import main
+answers = {}
+for case, args in json.loads(os.environ["CASES"]).items():
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(args)
+    heavy = [m for m in ("prefect", "torch") if m in sys.modules]
+    answers[case] = {"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue(), "loaded": heavy}
+open(os.environ["ANSWERS"], "w").write(json.dumps(answers))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +44,6 @@ def trained(tmp_path_factory):
     (base / "ok.csv").write_text("Name\nIvanov\n")  # ingest's alias `name`, in any case, is accepted too
     (base / "wrong.csv").write_text("family_name\nIvanov\n")
     return base
-
-
-def score_request(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """-> the CLI's result, and which of prefect/torch it had loaded when it answered."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
-    env["PYTHONPATH"] = str(ROOT)
-    env["LOADED_FILE"] = str(cwd / "loaded.txt")
-    cmd = [sys.executable, "-c", CLI, *args]
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    return out, (cwd / "loaded.txt").read_text().split()
 
 
 CASES = {
@@ -63,16 +61,30 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def answers(trained) -> dict:
+    """CASES answered by one CLI process that starts without MLflow or Prefect settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_API"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env["ANSWERS"] = str(trained / "answers.json")
+    root = str(trained / "data")
+    env["CASES"] = json.dumps({c: ["score", "names", *a, "--data-root", root] for c, (a, _) in CASES.items()})
+    done = subprocess.run(
+        [sys.executable, "-c", CLI], cwd=trained, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads((trained / "answers.json").read_text())
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_bad_score_request_is_one_stderr_line_at_once(trained, case):
-    args, message = CASES[case]
-    out, loaded = score_request(["score", "names", *args, "--data-root", str(trained / "data")], trained)
-    assert out.returncode == 2
-    lines = out.stderr.splitlines()
-    assert len(lines) == 1, out.stderr
+def test_a_bad_score_request_is_one_stderr_line_at_once(answers, case):
+    answer, message = answers[case], CASES[case][1]
+    assert answer["rc"] == 2
+    lines = answer["stderr"].splitlines()
+    assert len(lines) == 1, answer["stderr"]
     assert lines[0].startswith("rnnflow score: error: ") and message in lines[0]
-    assert out.stdout == ""
-    assert loaded == [], f"answered only after loading {loaded}"  # at once: no Prefect, no torch
+    assert answer["stdout"] == ""
+    assert answer["loaded"] == [], f"answered only after loading {answer['loaded']}"  # no Prefect, no torch
 
 
 def test_a_good_request_with_the_alias_column_scores(trained, prefect_api):

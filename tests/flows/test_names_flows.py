@@ -17,9 +17,9 @@ TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
 # in test_reference_gate.py exercise) is switched off, as `rnnflow train --no-reference` does.
 WEAK = {"epochs": 1, "lr": 1e-4, "model_options": TINY, "reference": False}
 STRONG = {
-    "epochs": 25,
+    "epochs": 10,
     "lr": 0.02,
-    "patience": 25,
+    "patience": 10,
     "batch_size": 16,
     "model_options": TINY,
     "reference": False,

@@ -17,6 +17,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests import prefect_store
+from tests.conftest import prefect_template
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
 DAYS = {"2026-11-01": 3, "2026-11-02": 4, "2026-11-03": 5}  # backfill days -> input rows
@@ -90,19 +93,24 @@ def stack(tmp_path_factory):
         "PREFECT_SERVER_UI_ENABLED": "false",
         "RNNFLOW_DATA_ROOT": str(root),
         "PYTHONPATH": str(ROOT),
-        "PREFECT_WORKER_QUERY_SECONDS": "2",  # the worker polls often, so scheduled runs start on time
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_LOGGING_TO_API_ENABLED": "true",  # test_ingest_then_the_train... reads the run's log
+        # a copy of the session's migrated database: the server skips ~9 s of migrations
+        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_store.copy_to(
+            prefect_template(tmp_path_factory), base
+        ),  # the worker polls often, so scheduled runs start on time
     }
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # earlier tests may have left theirs
         env.pop(name, None)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        prepare_data(root)
     server = start(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, base / "server.log"
     )
     worker = None
     try:
+        with pytest.MonkeyPatch.context() as mp:  # while the server starts
+            mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+            mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+            prepare_data(root)
         wait_healthy(api, server, base / "server.log")
         deployed = subprocess.run(
             [sys.executable, "deployments/deploy.py", "--data-root", str(root), "--pool", "e2e"],
@@ -164,7 +172,7 @@ def wait_for(api: str, run_id: str, timeout: float = 240):
             run = client.read_flow_run(run_id)
             if run.state is not None and run.state.is_final():
                 return run
-            time.sleep(1)
+            time.sleep(0.5)
     pytest.fail(f"flow run {run_id} not finished after {timeout}s")
 
 
@@ -207,38 +215,34 @@ def test_one_day_scoring_and_a_three_day_backfill_through_the_cli(stack):
     assert [(r["ds"], r["status"], r["rows"], r["model"]) for r in table] == [
         (ds, "scored", n, "names-nationality v1") for ds, n in DAYS.items()
     ]
-
-    again = deployment_run(env, "backfill/scores", "kind=names", f"start={start}", f"end={end}")
-    assert wait_for(api, again).state.is_completed()
-    assert {ds: partition_rows(root, ds) for ds in DAYS} == DAYS  # same rows, no duplicates
+    # re-running a backfill replaces its days: tests/flows/test_operate.py
 
 
-def test_a_run_scheduled_for_a_past_date_scores_that_date(stack):
+@pytest.fixture(scope="module", autouse=True)
+def early_runs(stack) -> dict[str, str]:
+    """Runs the tests below only wait for, created before the first test so that the worker runs them
+    beside the others: one scheduled for a past date, one with a bad date (by the CLI)."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Scheduled
 
-    _, root, api = stack
-    ds, rows = PAST_SCHEDULED
-    when = datetime.fromisoformat(f"{ds}T06:00:00").replace(tzinfo=UTC)
+    env, _, api = stack
+    when = datetime.fromisoformat(f"{PAST_SCHEDULED[0]}T06:00:00").replace(tzinfo=UTC)
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("score-names/daily")
-        run = client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=when))
-    finished = wait_for(api, str(run.id))
+        past = client.create_flow_run_from_deployment(deployment.id, state=Scheduled(scheduled_time=when))
+    return {"past": str(past.id), "bad_date": deployment_run(env, "score-names/daily", "ds=2026-13-01")}
+
+
+def test_a_run_scheduled_for_a_past_date_scores_that_date(stack, early_runs):
+    _, root, api = stack
+    ds, rows = PAST_SCHEDULED
+    finished = wait_for(api, early_runs["past"])
     assert finished.state.is_completed()
     assert finished.name == f"score-names-{ds}"
     assert partition_rows(root, ds) == rows
     today = datetime.now(UTC).date().isoformat()
     assert not (root / "predictions" / "names" / f"ds={today}").exists()
-
-
-def test_a_day_without_input_is_skipped_by_name(stack):
-    env, root, api = stack
-    run_id = deployment_run(env, "score-names/daily", "ds=2026-09-01")
-    finished = wait_for(api, run_id)
-    assert finished.state.is_completed() and finished.state.name == "Skipped"
-    assert "incoming/names/ds=2026-09-01" in finished.state.message
-    assert not (root / "predictions" / "names" / "ds=2026-09-01").exists()
 
 
 def test_trainings_share_one_queue_that_runs_one_at_a_time(stack):
@@ -257,52 +261,6 @@ def test_trainings_share_one_queue_that_runs_one_at_a_time(stack):
     assert [s.schedule.cron for s in score.schedules] == ["0 6 * * *"]
     assert score.schedules[0].schedule.timezone == "UTC"
     assert (score.parameters["days_back"], prices.parameters["days_back"]) == (0, 1)
-
-
-def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack):
-    """No run is created by hand: the scheduler service turns a deployment's schedule into runs."""
-    from prefect import Flow
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-    from prefect.schedules import Interval
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    _, root, api = stack
-    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
-    ds, rows = soon.date().isoformat(), 4
-    incoming = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"
-    if not incoming.exists():
-        incoming.parent.mkdir(parents=True, exist_ok=True)
-        pl.DataFrame({"id": [str(i) for i in range(rows)], "surname": NAMES[:rows]}).write_parquet(incoming)
-    rows = pl.read_parquet(incoming).height
-    with temporary_settings({PREFECT_API_URL: api}):
-        flow = Flow.from_source(source=str(ROOT), entrypoint="flows/operate.py:score_names")
-        deployment_id = flow.deploy(
-            name="soon",
-            work_pool_name="e2e",
-            schedules=[Interval(timedelta(days=1), anchor_date=soon, timezone="UTC")],
-            parameters={"kind": "names", "data_root": str(root)},
-            build=False,
-            push=False,
-            print_next_steps=False,
-            ignore_warnings=True,
-        )
-        deadline, first = time.time() + 240, None
-        with get_client(sync_client=True) as client:
-            while time.time() < deadline and first is None:
-                runs = client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-                )
-                due = [r for r in runs if r.expected_start_time <= soon + timedelta(seconds=1)]
-                first = due[0] if due and due[0].state.is_final() else None
-                time.sleep(1)
-            assert first is not None, f"no scheduled run finished; runs: {[(r.name, r.state) for r in runs]}"
-            assert len(runs) >= 2  # the scheduler keeps future runs queued too
-            client.delete_deployment(deployment_id)  # its future runs must not touch later tests
-    assert first.auto_scheduled, "the run was not created by the scheduler service"
-    assert first.state.is_completed(), first.state
-    assert first.name == f"score-names-{ds}"
-    assert partition_rows(root, ds) == rows
 
 
 def logs_of(api: str, run_id: str, until: str, timeout: float = 60) -> list[str]:
@@ -377,17 +335,65 @@ def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(sta
     assert run.info.run_name.startswith("names-") and after.rsplit("-", 1)[-1] in run.info.run_name
 
 
-def test_a_deployment_run_with_a_bad_date_fails_with_one_clear_message(stack):
-    env, _, api = stack
-    finished = wait_for(api, deployment_run(env, "score-names/daily", "ds=2026-13-01"))
+def test_a_deployment_run_with_a_bad_date_fails_with_one_clear_message(stack, early_runs):
+    _, _, api = stack
+    finished = wait_for(api, early_runs["bad_date"])
     assert finished.state.is_failed()
     assert "ds '2026-13-01' is not a date; expected YYYY-MM-DD" in finished.state.message
     assert "--ds" not in finished.state.message
 
 
-def test_a_backfill_of_days_without_input_is_named_skipped(stack):
-    env, _, api = stack
-    run_id = deployment_run(env, "backfill/scores", "kind=names", "start=2026-08-01", "end=2026-08-02")
-    finished = wait_for(api, run_id)
-    assert finished.state.is_completed() and finished.state.name == "Skipped"
-    assert finished.state.message.startswith("all 2 days skipped: no input partition under ")
+@pytest.fixture(scope="module", autouse=True)
+def scheduled_soon(stack):
+    """A deployment scheduled to run 20 s from now (scoring the day before), made before the first test
+    so that its run comes while the other tests run; the last test checks it."""
+    from prefect import Flow
+    from prefect.schedules import Interval
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    _, root, api = stack
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+    ds = (soon.date() - timedelta(days=1)).isoformat()  # days_back=1, as prices deploy: not today
+    incoming = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"
+    if not incoming.exists():
+        incoming.parent.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame({"id": [str(i) for i in range(4)], "surname": NAMES[:4]}).write_parquet(incoming)
+    with temporary_settings({PREFECT_API_URL: api}):
+        flow = Flow.from_source(source=str(ROOT), entrypoint="flows/operate.py:score_names")
+        deployment_id = flow.deploy(
+            name="soon",
+            work_pool_name="e2e",
+            schedules=[Interval(timedelta(days=1), anchor_date=soon, timezone="UTC")],
+            parameters={"kind": "names", "data_root": str(root), "days_back": 1},
+            build=False,
+            push=False,
+            print_next_steps=False,
+            ignore_warnings=True,
+        )
+    return deployment_id, soon, ds, pl.read_parquet(incoming).height
+
+
+def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack, scheduled_soon):
+    """No run is created by hand: the scheduler service turns a deployment's schedule into runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    _, root, api = stack
+    deployment_id, soon, ds, rows = scheduled_soon
+    deadline, first = time.time() + 240, None
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        while time.time() < deadline and first is None:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            due = [r for r in runs if r.expected_start_time <= soon + timedelta(seconds=1)]
+            first = due[0] if due and due[0].state.is_final() else None
+            time.sleep(0.5)
+        assert first is not None, f"no scheduled run finished; runs: {[(r.name, r.state) for r in runs]}"
+        assert len(runs) >= 2  # the scheduler keeps future runs queued too
+        client.delete_deployment(deployment_id)  # its future runs must not outlive the module
+    assert first.auto_scheduled, "the run was not created by the scheduler service"
+    assert first.state.is_completed(), first.state
+    assert first.name == f"score-names-{ds}"
+    assert partition_rows(root, ds) == rows
