@@ -53,6 +53,16 @@ class Job(ABC):
     @abstractmethod
     def fit(self, scope: Scope) -> FitResult: ...
 
+    def loop_options(self, scope: Scope) -> dict:
+        """What ties models.train.fit to this run: epoch logging, DDP, checkpoints and resume."""
+        return {
+            "on_epoch": scope.log_epoch,
+            "dist": self.launch.dist,
+            "checkpoints": scope.checkpoints,
+            "resume": self.launch.resume,
+            "extra_state": scope.extra_state,
+        }
+
     @abstractmethod
     def evaluate(self, result: FitResult) -> dict[str, float | None]:
         """Test metrics to log (None values are not logged); may settle result.best_value."""

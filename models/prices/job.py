@@ -152,11 +152,7 @@ class PriceJob(Job):
             self.val.batches(EVAL_BATCH, shuffle=False),
             cfg,
             rmse_objective(self.val),
-            on_epoch=scope.log_epoch,
-            dist=self.launch.dist,
-            checkpoints=scope.checkpoints,
-            resume=self.launch.resume,
-            extra_state=scope.extra_state,
+            **self.loop_options(scope),
         )
 
     def evaluate(self, result: FitResult) -> dict:

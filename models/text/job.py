@@ -156,12 +156,8 @@ class TextJob(Job):
             self.val,
             self.cfg,
             classification_objective(),
-            on_epoch=scope.log_epoch,
             loss_kwargs={"class_weights": weights},
-            dist=self.launch.dist,
-            checkpoints=scope.checkpoints,
-            resume=self.launch.resume,
-            extra_state=scope.extra_state,
+            **self.loop_options(scope),
         )
 
     def evaluate(self, result: FitResult) -> dict:
