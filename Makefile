@@ -14,10 +14,11 @@ PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 POOL ?= rnnflow
 TIMEZONE ?= UTC
+STACK_DIR ?= .stack
 # server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
 API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
 
-.PHONY: help install demo test lint format clean server worker deploy mlflow-ui
+.PHONY: help install demo test lint format clean server worker deploy mlflow-ui stack stack-down
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +69,12 @@ deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=,
 mlflow-ui: $(VENV)/.installed-demo ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=) for DATA_ROOT's store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DATA_ROOT))/mlflow.db \
 		--default-artifact-root $(abspath $(DATA_ROOT))/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+stack: $(VENV)/.installed-stack $(VENV)/.installed-demo ## S3 (SeaweedFS) + Prefect and MLflow servers on PostgreSQL, in the background (STACK_DIR=)
+	$(BIN)/python deployments/stack.py up --dir $(STACK_DIR)
+
+stack-down: ## Stop `make stack`'s servers (DROP=1: also drop its databases)
+	$(BIN)/python deployments/stack.py down --dir $(STACK_DIR) $(if $(DROP),--drop)
 
 clean: ## Remove the virtualenv and the demo data root
 	rm -rf $(VENV) $(DATA_ROOT)
