@@ -5,6 +5,8 @@ before it starts a flow, so a bad date, path, column or model is one line at onc
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 
 from pipeline.families import family_of
 from pipeline.kinds import get_kind
@@ -46,3 +48,41 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
 
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return tracking.resolve(model_uri)
+
+
+class ServerUnreachable(ConnectionError):
+    """A Prefect or MLflow server the environment names does not answer."""
+
+
+NEEDS_MLFLOW = {"train", "score", "evaluate", "demo"}
+
+
+def check_servers(command: str, timeout: float = 5.0) -> None:
+    """The servers $PREFECT_API_URL and $MLFLOW_TRACKING_URI name answer their health check; unset, the
+    embedded ones are used and there is nothing to check. One line naming the variable and the fix."""
+    prefect = os.environ.get("PREFECT_API_URL")
+    if prefect:
+        _health(
+            "Prefect", "PREFECT_API_URL", prefect, prefect.rstrip("/") + "/health", timeout, "make server"
+        )
+    mlflow = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if command in NEEDS_MLFLOW and mlflow.startswith(("http://", "https://")):
+        _health(
+            "MLflow", "MLFLOW_TRACKING_URI", mlflow, mlflow.rstrip("/") + "/health", timeout, "make stack"
+        )
+
+
+def _health(name: str, variable: str, url: str, health: str, timeout: float, start: str) -> None:
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:
+            if response.status == 200:
+                return
+            why = f"its health check answered HTTP {response.status}"
+    except urllib.error.HTTPError as err:
+        why = f"its health check answered HTTP {err.code}"
+    except (OSError, ValueError) as err:  # refused, timed out, no such host, not a URL
+        why = str(getattr(err, "reason", None) or err)
+    raise ServerUnreachable(
+        f"the {name} server at ${variable}={url} does not answer ({why}); start it ({start}) "
+        f"or unset {variable} to use the embedded one"
+    )

@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     root = args.data_root
+    from flows.checks import check_servers
+
+    check_servers(args.command)  # a server that is down: one line, not a minute of retries
     if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
         from flows.checks import check_score
 
@@ -297,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RNNFLOW_DATA_ROOT"] = args.data_root
     try:
         result = run(args)
-    except (ValueError, LookupError, FileNotFoundError, RankFailed) as err:
+    except (ValueError, LookupError, FileNotFoundError, ConnectionError, RankFailed) as err:
         print(f"rnnflow {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.command != "demo":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,28 @@ def test_only_transient_errors_are_retried():
     assert not transient_only(None, None, failed(LookupError("no such model")))
     assert transient_only(None, None, failed(ConnectionError("server went away")))
     assert transient_only(None, None, failed(TimeoutError("slow disk")))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argv", "named"),
+    [
+        ("PREFECT_API_URL", "http://127.0.0.1:{port}/api", ["features", "names"], "the Prefect server"),
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:{port}", ["train", "names"], "the MLflow server"),
+    ],
+)
+def test_an_unreachable_server_is_one_line_naming_the_variable(
+    tmp_path, monkeypatch, capsys, variable, value, argv, named
+):
+    from flows.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = value.format(port=port)
+    monkeypatch.setenv(variable, url)
+    assert main([*argv, "--data-root", str(tmp_path / "data")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"rnnflow {argv[0]}: error: {named} at ${variable}={url} does not answer")
+    assert f"or unset {variable}" in lines[0]
+    assert not (tmp_path / "data").exists()  # nothing started
