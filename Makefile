@@ -15,6 +15,8 @@ MLFLOW_PORT ?= 5000
 POOL ?= rnnflow
 TIMEZONE ?= UTC
 STACK_DIR ?= .stack
+# checkout: workers run this folder's code (one machine); git: each run clones this repository at HEAD
+CODE ?= checkout
 # server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
 API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
 
@@ -63,8 +65,8 @@ worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL
 	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(abspath $(DATA_ROOT)) \
 		$(BIN)/prefect worker start --pool $(POOL) --type process
 
-deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=, TIMEZONE=)
-	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(abspath $(DATA_ROOT)) --pool $(POOL) --timezone $(TIMEZONE)
+deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=, TIMEZONE=, CODE=checkout|git)
+	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(abspath $(DATA_ROOT)) --pool $(POOL) --timezone $(TIMEZONE) --code $(CODE)
 
 mlflow-ui: $(VENV)/.installed-demo ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=) for DATA_ROOT's store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DATA_ROOT))/mlflow.db \

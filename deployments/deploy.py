@@ -111,12 +111,37 @@ def ensure_pool(pool: str) -> None:
             client.create_work_queue(TRAINING_QUEUE, work_pool_name=pool, concurrency_limit=1)
 
 
-def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC") -> list[str]:
+def code_source(mode: str, git_url: str | None = None, git_commit: str | None = None):
+    """Where workers get the flows' code: this checkout's path (`checkout`: workers on this machine), or
+    a git repository at one commit (`git`: each run clones it, so a worker needs rnnflow installed but
+    no checkout). Default url: the checkout's `origin` remote, else the checkout itself; commit: HEAD."""
+    if mode == "checkout":
+        return str(ROOT)
+    from prefect.runner.storage import GitRepository
+
+    url = git_url or _git("remote", "get-url", "origin") or str(ROOT)
+    commit = git_commit or _git("rev-parse", "HEAD")
+    if not commit:
+        raise DeployFailed(f"--code git: {ROOT} is not a git checkout with a commit; pass --git-commit")
+    if _git("status", "--porcelain", "--untracked-files=no"):
+        print(f"deploy: note: workers run commit {commit[:12]}, not this checkout's uncommitted changes")
+    return GitRepository(url=url, commit_sha=commit)
+
+
+def _git(*args: str) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC", source=None) -> list[str]:
     """Register every definition in one call (one summary table); -> `flow/deployment` names."""
     ensure_pool(pool)
+    source = source or str(ROOT)
     runners, names = [], []
     for d in definitions(data_root, timezone):
-        flow = Flow.from_source(source=str(ROOT), entrypoint=d.entrypoint)
+        flow = Flow.from_source(source=source, entrypoint=d.entrypoint)
         runners.append(
             flow.to_deployment(
                 name=d.name,
@@ -206,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for the server to queue the first scheduled runs (60; 0: do not check)",
     )
     parser.add_argument(
+        "--code",
+        choices=["checkout", "git"],
+        default="checkout",
+        help="where workers get the code: this checkout's path (one machine), or git: each run clones "
+        "--git-url at --git-commit, so workers need rnnflow installed but no checkout",
+    )
+    parser.add_argument("--git-url", default=None, help="--code git: repository (default: origin)")
+    parser.add_argument("--git-commit", default=None, help="--code git: commit to run (default: HEAD)")
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="load every deployment's flow and print the table; talk to no server",
@@ -222,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone)
+        source = code_source(args.code, args.git_url, args.git_commit)
+        names = deploy(str(resolve_data_root(args.data_root)), args.pool, args.timezone, source)
     except DeployFailed as err:
         print(f"deploy: error: {err}", file=sys.stderr)
         return 1

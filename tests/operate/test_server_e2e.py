@@ -397,3 +397,50 @@ def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack, schedule
     assert first.state.is_completed(), first.state
     assert first.name == f"score-names-{ds}"
     assert partition_rows(root, ds) == rows
+
+
+def test_a_worker_without_the_checkout_runs_deployments_that_pull_the_code(stack, tmp_path):
+    """`deploy.py --code git`: every run clones this repository at HEAD, so a worker started in another
+    folder, without the checkout on its PYTHONPATH, runs the deployments. Last in this file: it moves
+    the deployments to its own pool."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env, root, api = stack
+    cmd = [sys.executable, "deployments/deploy.py", "--data-root", str(root), "--pool", "e2e-git"]
+    cmd += ["--code", "git", "--git-url", str(ROOT), "--scheduler-timeout", "0"]
+    deployed = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "deployed 10 deployments on work pool 'e2e-git'" in deployed.stdout
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("ingest-names/manual")
+    clone = [step for step in deployment.pull_steps if "prefect.deployments.steps.git_clone" in step]
+    assert clone and clone[0]["prefect.deployments.steps.git_clone"]["commit_sha"] == head
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    worker_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    worker = subprocess.Popen(
+        [*PREFECT, "worker", "start", "--pool", "e2e-git", "--type", "process"],
+        env=worker_env,
+        cwd=elsewhere,
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        new = tmp_path / "git.csv"
+        new.write_text("surname,nationality\nGitov,Russian\nGitmoto,Japanese\n")
+        run_id = deployment_run(env, "ingest-names/manual", f"sources={json.dumps([str(new)])}")
+        finished = wait_for(api, run_id)
+        assert finished.state.is_completed(), (finished.state, (tmp_path / "worker.log").read_text()[-3000:])
+        bronze = pl.read_parquet(root / "bronze" / "names")
+        assert {"Gitov", "Gitmoto"} <= set(bronze["surname"].to_list())
+    finally:
+        stop(worker)
+    assert not group_alive(worker.pid)
