@@ -5,6 +5,7 @@ day it was meant for, never the day it happens to run.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,8 +21,10 @@ from flows.retry import io_task_options
 from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
+from pipeline.storage import partition_rows
 
 MAX_BACKFILL_DAYS = 366
+FAN_OUT_POLL_SECONDS = 1.0
 
 
 def scheduled_date(timezone: str = "UTC") -> str:
@@ -96,13 +99,22 @@ def pin_model(kind: str, model_uri: str, data_root: str | None):
 
 @flow(name="backfill", flow_run_name="backfill-{kind}-{start}-{end}", log_prints=True)
 def backfill(
-    kind: str, start: str, end: str, model_uri: str | None = None, data_root: str | None = None
+    kind: str,
+    start: str,
+    end: str,
+    model_uri: str | None = None,
+    data_root: str | None = None,
+    fan_out: int = 0,
 ) -> list[dict]:
     """Score every day from start to end (ISO dates, inclusive), each day its own subflow run.
 
     The champion is pinned once, so every day is scored by one version. A failing day fails alone;
     the backfill then fails naming those days, and re-running it replaces every day's partition.
+    fan_out N > 0: each day is instead its own run of the score-<kind>/daily deployment, N at a time,
+    so every worker on the pool takes some (start workers with --limit to cap each one).
     """
+    if fan_out < 0:
+        raise ValueError(f"fan_out {fan_out}: give 0 (days run here) or the number of day runs at a time")
     first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
     if last < first:
         raise ValueError(f"backfill end {end!r} is before start {start!r}")
@@ -115,22 +127,11 @@ def backfill(
     resolved = pin_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
     logger = get_run_logger()
     logger.info("backfill %s %s..%s (%d days) with %s", kind, first, last, days, resolved.uri)
-    rows = []
-    for offset in range(days):
-        ds = (first + timedelta(days=offset)).isoformat()
-        state = score_day(kind, ds, resolved.uri, data_root, return_state=True)
-        if state.is_failed():
-            rows.append({"ds": ds, "status": "failed", "rows": None, "detail": state.message or ""})
-            continue
-        result = state.result()
-        rows.append(
-            {
-                "ds": ds,
-                "status": result["status"],
-                "rows": result.get("rows"),
-                "detail": result.get("path") or result.get("reason"),
-            }
-        )
+    dates = [(first + timedelta(days=offset)).isoformat() for offset in range(days)]
+    if fan_out:
+        rows = fan_out_days(kind, dates, resolved.uri, data_root, fan_out)
+    else:
+        rows = [score_here(kind, ds, resolved.uri, data_root) for ds in dates]
     artifacts.backfill_table(kind, [{**r, "model": f"{resolved.name} v{resolved.version}"} for r in rows])
     failed = [r["ds"] for r in rows if r["status"] == "failed"]
     if failed:
@@ -145,6 +146,53 @@ def backfill(
         logger.warning("backfill %s: %s", kind, message)
         return Completed(message=message, data=rows)
     return rows
+
+
+def score_here(kind: str, ds: str, model_uri: str, data_root: str | None) -> dict:
+    """One day as a subflow of this run -> its backfill row."""
+    state = score_day(kind, ds, model_uri, data_root, return_state=True)
+    if state.is_failed():
+        return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or ""}
+    result = state.result()
+    detail = result.get("path") or result.get("reason")
+    return {"ds": ds, "status": result["status"], "rows": result.get("rows"), "detail": detail}
+
+
+def fan_out_days(
+    kind: str, dates: list[str], model_uri: str, data_root: str | None, at_once: int
+) -> list[dict]:
+    """Each day a run of score-<kind>/daily, at most `at_once` in flight -> the backfill rows, in order."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    name, logger = f"score-{kind}/daily", get_run_logger()
+    waiting, running, finished = list(dates), {}, {}
+    with get_client(sync_client=True) as client:
+        while waiting or running:
+            while waiting and len(running) < at_once:
+                ds = waiting.pop(0)
+                parameters = {"kind": kind, "ds": ds, "model_uri": model_uri, "data_root": data_root}
+                run = run_deployment(name, parameters=parameters, timeout=0)
+                running[ds] = run.id
+                logger.info("ds=%s: flow run %s of %s", ds, run.name, name)
+            time.sleep(FAN_OUT_POLL_SECONDS)
+            for ds, run_id in list(running.items()):
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    finished[ds] = day_row(kind, ds, state, data_root)
+                    del running[ds]
+    return [finished[ds] for ds in dates]
+
+
+def day_row(kind: str, ds: str, state, data_root: str | None) -> dict:
+    """A fanned-out day's backfill row, from its final state and its partition."""
+    if state.name == "Skipped":
+        return {"ds": ds, "status": "skipped", "rows": None, "detail": state.message}
+    if not state.is_completed():
+        return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or state.name}
+    layout = Layout.of(kind, data_root)
+    rows = partition_rows(layout, ds)
+    return {"ds": ds, "status": "scored", "rows": rows, "detail": str(layout.prediction_partition(ds))}
 
 
 # One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...:

@@ -184,3 +184,9 @@ def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
 def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
     """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or PUT)."""
     return write_parquet_atomic(frame, layout.prediction_partition(ds) / PART_FILE)
+
+
+def partition_rows(layout: Layout, ds: str) -> int | None:
+    """Rows in a day's prediction partition (None: not written)."""
+    path = layout.prediction_partition(ds) / PART_FILE
+    return pl.scan_parquet(path).select(pl.len()).collect().item() if path.exists() else None

@@ -399,6 +399,31 @@ def test_the_servers_scheduler_creates_runs_that_the_worker_runs(stack, schedule
     assert partition_rows(root, ds) == rows
 
 
+def test_a_fanned_out_backfill_runs_each_day_as_a_deployment_run(stack):
+    """backfill fan_out=2: the days are runs of score-names/daily that any worker on the pool can take,
+    at most 2 at a time; the backfill's table is the same as for days run in the backfill itself."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env, root, api = stack
+    began = datetime.now(UTC)
+    start, end = min(DAYS), max(DAYS)
+    params = ["kind=names", f"start={start}", f"end={end}", "fan_out=2"]
+    run_id = deployment_run(env, "backfill/scores", *params)
+    assert wait_for(api, run_id).state.is_completed()
+    assert {ds: partition_rows(root, ds) for ds in DAYS} == DAYS
+    table = artifacts_of(api, run_id)["backfill-names"]
+    assert [(r["ds"], r["status"], r["rows"]) for r in table] == [(ds, "scored", n) for ds, n in DAYS.items()]
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        daily = client.read_deployment_by_name("score-names/daily")
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=began)),
+        )
+    days = sorted(r.name for r in runs if r.deployment_id == daily.id)
+    assert days == [f"score-names-{ds}" for ds in DAYS], days  # one deployment run per day
+
+
 def test_a_worker_without_the_checkout_runs_deployments_that_pull_the_code(stack, tmp_path):
     """`deploy.py --code git`: every run clones this repository at HEAD, so a worker started in another
     folder, without the checkout on its PYTHONPATH, runs the deployments. Last in this file: it moves
