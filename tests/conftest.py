@@ -42,7 +42,7 @@ def make_surnames(n_per_label: int = 60, seed: int = 0) -> list[tuple[str, str]]
 @pytest.fixture(scope="session", autouse=True)
 def migrated_mlflow_template(tmp_path_factory):
     """Every data root's MLflow store starts as a copy of one migrated empty store (tests/mlflow_store.py),
-    here and in the children (torchrun ranks, CLI runs) that inherit the environment."""
+    here and in torchrun ranks (tests/ddp_hooks.py installs it there)."""
     from tests import mlflow_store, prefect_store
 
     template = mlflow_store.template(prefect_store.shared_folder(tmp_path_factory))

@@ -1,8 +1,8 @@
 """Tests start each data root's MLflow store from one migrated empty SQLite file instead of creating it:
 a new store runs MLflow's ~60 alembic migrations, 2-3 s of CPU each time, in every test that trains.
 
-The session's template path travels to child processes (torchrun ranks, CLI runs) in
-RNNFLOW_TEST_MLFLOW_TEMPLATE; `install()` wraps models.tracking.configure in the process that calls it."""
+The session's template path travels to child processes in RNNFLOW_TEST_MLFLOW_TEMPLATE; `install()`
+wraps models.tracking.configure in the process that calls it (the tests' own and torchrun ranks')."""
 
 from __future__ import annotations
 

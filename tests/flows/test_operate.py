@@ -38,7 +38,11 @@ def test_a_backfill_of_days_without_input_is_named_skipped(root):
     assert not any((root / "predictions" / "names" / f"ds=2026-08-0{d}").exists() for d in (1, 2))
 
 
-def test_a_backfill_run_again_replaces_each_day_and_keeps_one_version(root):
+def test_a_backfill_run_again_replaces_each_day_and_keeps_one_version(root, monkeypatch):
+    import mlflow
+
+    loads, real = [], mlflow.pyfunc.load_model
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri, **kw: loads.append(uri) or real(uri, **kw))
     days = {"2026-07-01": 2, "2026-07-02": 3}
     for ds, n in days.items():
         path = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"
@@ -56,3 +60,4 @@ def test_a_backfill_run_again_replaces_each_day_and_keeps_one_version(root):
             assert [f.name for f in files] == ["part-0.parquet"]  # replaced, never appended
             frame = pl.read_parquet(files[0])
             assert frame.height == n and frame["model_version"].to_list() == [1] * n
+    assert loads == ["models:/names-nationality/1"]  # the pinned version, loaded once for 4 scored days
