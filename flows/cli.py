@@ -241,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     root = args.data_root
-    from flows.checks import check_servers
+    from flows.checks import check_data_root, check_servers
 
     check_servers(args.command)  # a server that is down: one line, not a minute of retries
+    check_data_root(args.command, root)  # so is an s3:// data root with a missing bucket or wrong credentials
     if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
         from flows.checks import check_score
 
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RNNFLOW_DATA_ROOT"] = args.data_root
     try:
         result = run(args)
-    except (ValueError, LookupError, FileNotFoundError, ConnectionError, RankFailed) as err:
+    except (ValueError, LookupError, OSError, RankFailed) as err:
         print(f"rnnflow {args.command}: error: {err}", file=sys.stderr)
         return 2
     if args.command != "demo":

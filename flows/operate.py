@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
@@ -18,6 +17,7 @@ from prefect.states import Completed
 from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
 from flows.retry import io_task_options
+from pipeline import objectstore
 from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
@@ -84,7 +84,7 @@ def score_day(
 
 
 def _has_parquet(folder: str) -> bool:
-    path = Path(folder)
+    path = objectstore.as_path(folder)
     return path.is_dir() and any(path.rglob("*.parquet"))
 
 

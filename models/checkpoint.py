@@ -1,19 +1,21 @@
 """Per-epoch training checkpoints (model, optimizer, scheduler, sampler epoch, RNG states, history).
 
-Each is written aside and renamed into place, so a crash mid-write never corrupts the last good one;
-they load with torch.load(weights_only=True), so a checkpoint can never run code.
+Each is written whole through pipeline.storage (aside + rename locally, one PUT on S3), so a crash
+mid-write never corrupts the last good one; they load with torch.load(weights_only=True), so a
+checkpoint can never run code.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import random
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline import storage
 
 NAME = re.compile(r"^epoch-(\d{4})\.pt$")
 KEEP = 2  # the newest two, in case the newest is from a run that changed its mind
@@ -46,14 +48,9 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(state: dict, folder: Path, epoch: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"epoch-{epoch:04d}.pt"
-    tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path = storage.write_bytes_atomic(buffer.getvalue(), folder / f"epoch-{epoch:04d}.pt")
     for old in all_checkpoints(folder)[:-KEEP]:
         old.unlink(missing_ok=True)
     return path
@@ -71,7 +68,7 @@ def latest(folder: Path) -> Path | None:
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
 
 
 def clear(folder: Path) -> None:

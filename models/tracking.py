@@ -36,6 +36,11 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env and env != _DEFAULT_SET:
         uri = env
+    elif not isinstance(mlflow_db, Path):  # an s3:// data root: SQLite needs a local disk
+        raise ValueError(
+            f"the data root {mlflow_db.parent} is on object storage, which cannot hold MLflow's SQLite "
+            "store; set MLFLOW_TRACKING_URI to an MLflow server (`make stack` starts one)"
+        )
     else:
         mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         uri = _DEFAULT_SET = f"sqlite:///{mlflow_db}"
@@ -62,7 +67,8 @@ def experiment_id(name: str, artifacts: Path) -> str:
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None if _is_remote(mlflow.get_tracking_uri()) else (artifacts / name).as_uri()
+    local = isinstance(artifacts, Path) and not _is_remote(mlflow.get_tracking_uri())
+    location = (artifacts / name).as_uri() if local else None  # else the server's (or MLflow's) default
     return mlflow.create_experiment(name, artifact_location=location)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import storage
+from pipeline import objectstore, storage
 from pipeline.families import family_of
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
@@ -50,6 +50,14 @@ def load_sources(
         name = re.split(r"[:?]", source, maxsplit=1)[0]
         if (kind.name, name) in family.special_sources:
             frames.append(family.special_sources[(kind.name, name)](source, kind))
+        elif objectstore.is_url(source):  # read from a local copy; lineage keeps the object's address
+            with objectstore.local_copy(source) as local:
+                frame = family.read_source(local, kind, text_col, label_col)
+            frames.append(
+                frame.with_columns(
+                    pl.col("source_file").str.replace(str(local), source.rstrip("/"), literal=True)
+                )
+            )
         else:
             frames.append(family.read_source(Path(source), kind, text_col, label_col))
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)

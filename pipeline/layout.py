@@ -1,4 +1,5 @@
-"""Where everything lives under the data root (bronze, quarantine, features, predictions, MLflow)."""
+"""Where everything lives under the data root (bronze, quarantine, features, predictions, MLflow): a local
+folder, or s3://bucket/prefix (a UPath with the same path API)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import objectstore
+
 DATA_ROOT_ENV = "RNNFLOW_DATA_ROOT"
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
-    """--data-root wins, then $RNNFLOW_DATA_ROOT, then ./data; always absolute."""
+    """--data-root wins, then $RNNFLOW_DATA_ROOT, then ./data; always absolute (or an s3:// UPath)."""
     chosen = data_root or os.environ.get(DATA_ROOT_ENV) or "data"
+    if objectstore.is_url(chosen):
+        return objectstore.open_path(str(chosen))
     return Path(chosen).expanduser().resolve()
 
 
@@ -53,7 +58,11 @@ class Layout:
     def prediction_partition(self, ds: str) -> Path:
         return self.predictions / f"ds={ds}"
 
-    # MLflow's embedded defaults are per data root, shared by all kinds.
+    @property
+    def remote(self) -> bool:  # on object storage: no SQLite MLflow store, no renames
+        return objectstore.is_remote(self.root)
+
+    # MLflow's embedded defaults are per data root, shared by all kinds (local roots only).
     @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"

@@ -23,9 +23,14 @@ def read_delimited(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     # utf8-lossy keeps rows with undecodable bytes (as U+FFFD) so validation can quarantine them.
     if path.suffix.lower() == ".tsv":
         return pl.read_csv(
-            path, separator="\t", quote_char=None, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows
+            str(path),
+            separator="\t",
+            quote_char=None,
+            infer_schema=False,
+            encoding="utf8-lossy",
+            n_rows=n_rows,
         )
-    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", n_rows=n_rows)
+    return pl.read_csv(str(path), infer_schema=False, encoding="utf8-lossy", n_rows=n_rows)
 
 
 def package_file(source: str, package: str, pypi: str, *parts: str) -> Path:

@@ -1,22 +1,24 @@
-"""Everything under the data root: atomic Parquet/JSON writes, bronze scans, feature-set versions
-(folder, manifest, `LATEST`, pruning), shards and prediction partitions. A new backend changes this
-module only."""
+"""Everything under the data root, local or s3://: atomic Parquet/JSON writes, bronze scans, feature-set
+versions (folder, manifest, `LATEST`, pruning), shards and prediction partitions. Locally a file is
+written aside and renamed; on S3 (no rename) each file is one object written by one PUT."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
-import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from pipeline import objectstore
 from pipeline.layout import Layout
 
 STALE_TMP_SECONDS = 3600
@@ -27,8 +29,9 @@ PART_FILE = "part-0.parquet"  # one file per prediction partition, so replacing 
 # ---------------------------------------------------------------- atomic files
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
-    """Write aside in the same folder, then rename: readers see the old file or the new, never half."""
+@contextlib.contextmanager
+def _aside(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, renamed onto it when the block ends without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
@@ -37,23 +40,55 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
                 stale.unlink()
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """Readers see the old file or the new, never half: aside + rename locally, one PUT on S3."""
+    if objectstore.is_remote(path):
+        objectstore.put_bytes(path, data)
+    else:
+        with _aside(path) as tmp:
+            tmp.write_bytes(data)
+    return path
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
+    if objectstore.is_remote(path):
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        return write_bytes_atomic(buffer.getvalue(), path)
+    with _aside(path) as tmp:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
     return path
 
 
 def write_json_atomic(obj: object, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return write_bytes_atomic(text.encode(), path)
+
+
+def write_text(text: str, path: Path) -> Path:
+    return write_bytes_atomic(text.encode(), path)
+
+
+def read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def read_text(path: Path) -> str:
+    return path.read_text()
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return json.loads(read_text(path))
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    return pl.read_parquet(str(path), columns=columns)  # polars reads s3:// itself (AWS_* settings)
 
 
 # ---------------------------------------------------------------- bronze
@@ -63,7 +98,7 @@ def scan_parquet_dir(folder: Path) -> pl.LazyFrame | None:
     """Lazy scan of every Parquet file under a folder; None when there is none yet."""
     if not folder.exists() or not any(folder.rglob("*.parquet")):
         return None
-    return pl.scan_parquet(folder / "**" / "*.parquet")
+    return pl.scan_parquet(str(folder / "**" / "*.parquet"))
 
 
 def bronze_batches(layout: Layout) -> list[str]:
@@ -117,7 +152,7 @@ def publish_features(layout: Layout, manifest: dict) -> dict:
 def prune_versions(folder: Path, keep: int) -> None:
     versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     for old in versions[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        objectstore.remove_tree(old)
 
 
 def latest_features(layout: Layout) -> tuple[Path, dict]:
@@ -164,6 +199,9 @@ def split_files(folder: Path, manifest: dict, split: str) -> list[Path]:
 
 
 def write_shard(frame: pl.DataFrame, path: Path) -> Path:
+    """Shards live in a version folder no reader follows until LATEST names it: no need to write aside."""
+    if objectstore.is_remote(path):
+        return write_parquet_atomic(frame, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path, compression="zstd")
     return path
@@ -171,7 +209,7 @@ def write_shard(frame: pl.DataFrame, path: Path) -> Path:
 
 def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
     """One bucket shard -> tokens (N, T_max) int64 padded with pad_id, lengths (N,), label ids (N,)."""
-    frame = pl.read_parquet(path, columns=["tokens", "length", "label_id"])
+    frame = read_parquet(path, columns=["tokens", "length", "label_id"])
     lengths = frame["length"].to_numpy().astype(np.int64)
     flat = frame["tokens"].explode().to_numpy().astype(np.int64)
     tokens = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
@@ -189,4 +227,4 @@ def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
 def partition_rows(layout: Layout, ds: str) -> int | None:
     """Rows in a day's prediction partition (None: not written)."""
     path = layout.prediction_partition(ds) / PART_FILE
-    return pl.scan_parquet(path).select(pl.len()).collect().item() if path.exists() else None
+    return pl.scan_parquet(str(path)).select(pl.len()).collect().item() if path.exists() else None

@@ -30,6 +30,7 @@ from models.text.reference import (
 )
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
 from models.train import FitResult, TrainConfig, class_weights, classification_objective, fit, predict
+from pipeline import storage
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.splits import SPLITS
@@ -100,8 +101,8 @@ class TextJob(Job):
     def prepare(self, folder: Path, manifest: dict) -> None:
         kind, cfg = self.kind, self.cfg
         self.folder = folder
-        self.tokens = Vocabulary.from_json((folder / manifest["vocab"]["tokens"]["file"]).read_text())
-        self.labels = Vocabulary.from_json((folder / manifest["vocab"]["labels"]["file"]).read_text())
+        self.tokens = Vocabulary.from_json(storage.read_text(folder / manifest["vocab"]["tokens"]["file"]))
+        self.labels = Vocabulary.from_json(storage.read_text(folder / manifest["vocab"]["labels"]["file"]))
         self.train = BucketBatches(load_split(folder, manifest, "train"), cfg.batch_size, True, cfg.seed)
         self.val = BucketBatches(load_split(folder, manifest, "val"), EVAL_BATCH, shuffle=False)
         if self.val.num_rows == 0:

@@ -18,6 +18,7 @@ from models.packaging import log_pyfunc
 from models.text import blend
 from models.text.ngram import NgramClassifier, NgramConfig, ngram_ids
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
+from pipeline import storage
 from pipeline.kinds import TextKind
 from pipeline.text.features import tokenize
 from pipeline.text.rules import clean_text
@@ -148,10 +149,12 @@ def log_text_classifier(
         "max_tokens": manifest["config"].get("max_tokens"),
         "features_version": manifest["version"],
     }
-    artifacts = {
-        "vocab_tokens": str(features_dir / manifest["vocab"]["tokens"]["file"]),
-        "vocab_labels": str(features_dir / manifest["vocab"]["labels"]["file"]),
-    }
+    artifacts = {}
+    for which in ("tokens", "labels"):  # copied beside the weights: the feature set may be on S3
+        copy = workdir / f"{name}_vocab_{which}.json"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(storage.read_text(features_dir / manifest["vocab"][which]["file"]))
+        artifacts[f"vocab_{which}"] = str(copy)
     if blend_with is not None:
         ngram, share = blend_with
         spec["blend"] = {"model": ngram.config.to_dict(), "share": share}

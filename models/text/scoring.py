@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import polars as pl
 
 from models.scoring import Scorer
 from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
+from pipeline import objectstore
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.predictions import assemble
@@ -64,7 +64,7 @@ def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.DataFrame,
     """The texts to score (with `id` when given) and how many input rows were rejected (none: every row
     gets a prediction, empty texts a null one)."""
     aliases = kind.column_aliases.get(kind.text_col, ())
-    return read_scoring_input(Path(input_path), kind.text_col, aliases), 0
+    return read_scoring_input(objectstore.as_path(input_path), kind.text_col, aliases), 0
 
 
 def score(model, inputs: pl.DataFrame, kind: TextKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:

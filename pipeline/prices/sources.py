@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import objectstore
 from pipeline.kinds import PriceKind
 from pipeline.sources import SourceError, read_delimited
 
@@ -86,7 +87,7 @@ def _as_strings(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_scoring_input(kind: PriceKind, input_path: str | None) -> None:
-    if input_path is not None and not Path(input_path).exists():
+    if input_path is not None and not objectstore.as_path(input_path).exists():
         raise ValueError(
             f"{input_path}: no such file or directory; pass bars as .csv/.parquet or omit --input"
         )

@@ -117,8 +117,8 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
         storage.write_shard(part.drop("split", "bucket"), out / name)
         counts[split][str(bucket)] = part.height
         files.append(name)
-    (out / "vocab_tokens.json").write_text(tokens.to_json())
-    (out / "vocab_labels.json").write_text(labels.to_json())
+    storage.write_text(tokens.to_json(), out / "vocab_tokens.json")
+    storage.write_text(labels.to_json(), out / "vocab_labels.json")
 
     train_lengths = encoded.filter(pl.col("split") == "train").get_column("length").to_numpy()
     manifest = {
@@ -188,7 +188,7 @@ def load_split(folder: Path, manifest: dict, split: str) -> list[dict[str, np.nd
 def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
     """A few real texts (for a model's input example)."""
     first = folder / manifest["files"][0]
-    return pl.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
+    return storage.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
 
 
 def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
@@ -197,7 +197,7 @@ def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
     columns = [manifest["text_col"], manifest["label_col"]]
     if not names:
         return pl.DataFrame(schema={c: pl.String for c in columns})
-    return pl.concat([pl.read_parquet(n, columns=columns) for n in names])
+    return pl.concat([storage.read_parquet(n, columns=columns) for n in names])
 
 
 def export_split_days(layout: Layout, split: str, days: list[str]) -> dict[str, int]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import objectstore
 from pipeline.kinds import TextKind
 from pipeline.sources import SourceError, read_delimited
 from pipeline.splits import UNSUP
@@ -202,9 +203,9 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
             files = sorted(path.rglob("*.parquet"))
             if not files:
                 raise SourceError(f"{path}: folder holds no .parquet file to score")
-            columns = list(pl.read_parquet_schema(files[0]))
+            columns = list(pl.read_parquet_schema(str(files[0])))
         elif path.suffix.lower() == ".parquet":
-            columns = list(pl.read_parquet_schema(path))
+            columns = list(pl.read_parquet_schema(str(path)))
         elif path.suffix.lower() in (".csv", ".tsv"):
             columns = read_delimited(path, n_rows=0).columns
         else:
@@ -227,9 +228,9 @@ def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ())
     column = scoring_text_column(path, text_col, aliases)
     try:
         if path.is_dir():
-            frame = pl.read_parquet(path / "**" / "*.parquet")
+            frame = pl.read_parquet(str(path / "**" / "*.parquet"))
         elif path.suffix.lower() == ".parquet":
-            frame = pl.read_parquet(path)
+            frame = pl.read_parquet(str(path))
         else:
             frame = read_delimited(path)
     except pl.exceptions.PolarsError as err:
@@ -245,4 +246,6 @@ def check_scoring_input(kind: TextKind, input_path: str | None) -> None:
         raise ValueError(
             f"score {kind.name}: --input is required (a Parquet/CSV file with {kind.text_col!r})"
         )
-    scoring_text_column(Path(input_path), kind.text_col, kind.column_aliases.get(kind.text_col, ()))
+    scoring_text_column(
+        objectstore.as_path(input_path), kind.text_col, kind.column_aliases.get(kind.text_col, ())
+    )
