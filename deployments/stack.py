@@ -53,6 +53,7 @@ class Stack:
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
+            "RNNFLOW_DATA_ROOT": f"s3://{self.bucket}/data",
         }
 
 

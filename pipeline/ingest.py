@@ -15,7 +15,7 @@ from pipeline import objectstore, storage
 from pipeline.families import family_of
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
-from pipeline.sources import LINEAGE
+from pipeline.sources import LINEAGE, SourceError
 
 log = logging.getLogger("rnnflow.ingest")
 
@@ -52,7 +52,10 @@ def load_sources(
             frames.append(family.special_sources[(kind.name, name)](source, kind))
         elif objectstore.is_url(source):  # read from a local copy; lineage keeps the object's address
             with objectstore.local_copy(source) as local:
-                frame = family.read_source(local, kind, text_col, label_col)
+                try:
+                    frame = family.read_source(local, kind, text_col, label_col)
+                except SourceError as err:  # name the object, not the temporary copy
+                    raise SourceError(str(err).replace(str(local), source.rstrip("/"))) from None
             frames.append(
                 frame.with_columns(
                     pl.col("source_file").str.replace(str(local), source.rstrip("/"), literal=True)
