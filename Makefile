@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # CPU-only machines get this torch wheel before anything else pulls the CUDA build.
 CPU_TORCH ?= torch==2.13.0
 DATA_ROOT ?= data
+# a local folder, made absolute for workers in other folders; s3://bucket/prefix as given
+ROOT_ARG = $(if $(findstring ://,$(DATA_ROOT)),$(DATA_ROOT),$(abspath $(DATA_ROOT)))
 TEST_WORKERS ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PYTHONUNBUFFERED := 1
@@ -62,11 +64,11 @@ server: $(VENV)/.installed-demo ## Prefect server on 127.0.0.1:4200 (PREFECT_POR
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=), in the foreground
-	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(abspath $(DATA_ROOT)) \
+	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(ROOT_ARG) \
 		$(BIN)/prefect worker start --pool $(POOL) --type process
 
 deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=, TIMEZONE=, CODE=checkout|git)
-	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(abspath $(DATA_ROOT)) --pool $(POOL) --timezone $(TIMEZONE) --code $(CODE)
+	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(ROOT_ARG) --pool $(POOL) --timezone $(TIMEZONE) --code $(CODE)
 
 mlflow-ui: $(VENV)/.installed-demo ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=) for DATA_ROOT's store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DATA_ROOT))/mlflow.db \

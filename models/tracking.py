@@ -63,12 +63,15 @@ def default_registry_uri() -> str | None:
 
 
 def experiment_id(name: str, artifacts: Path) -> str:
-    """Get or create; new experiments keep artifacts beside the SQLite store unless a server decides."""
+    """Get or create; new experiments keep artifacts under the data root (local or s3://) unless a
+    server decides (MLflow writes s3:// artifacts with boto3, which reads the same AWS_* settings)."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    local = isinstance(artifacts, Path) and not _is_remote(mlflow.get_tracking_uri())
-    location = (artifacts / name).as_uri() if local else None  # else the server's (or MLflow's) default
+    location = None  # a server decides
+    if not _is_remote(mlflow.get_tracking_uri()):  # beside the data: <root>/mlartifacts, or in its bucket
+        where = artifacts / name
+        location = where.as_uri() if isinstance(where, Path) else str(where)
     return mlflow.create_experiment(name, artifact_location=location)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SCHEMES = ("s3://",)
-CHECKED: set[str] = set()  # buckets this process has already reached
+CHECKED: set[tuple[str, str, str]] = set()  # (endpoint, key id, bucket) this process has reached
 
 
 class StorageError(OSError):
@@ -57,7 +57,8 @@ def check(root) -> None:
     if not is_remote(root):
         return
     bucket = str(root).removeprefix("s3://").split("/", 1)[0]
-    if bucket in CHECKED:
+    reached = (endpoint(), os.environ.get("AWS_ACCESS_KEY_ID", ""), bucket)
+    if reached in CHECKED:
         return
     try:
         root.fs.ls(bucket, refresh=True)
@@ -77,7 +78,7 @@ def check(root) -> None:
             f"S3 endpoint {endpoint()} is unreachable ({type(err).__name__}); "
             "start it or fix AWS_ENDPOINT_URL"
         ) from None
-    CHECKED.add(bucket)
+    CHECKED.add(reached)
 
 
 def put_bytes(path, data: bytes) -> None:

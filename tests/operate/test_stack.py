@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,31 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deployments"))
 import stack as stack_module  # noqa: E402  (deployments/ is scripts, not a package)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_base() -> int:
-    """Four consecutive free ports, with their +10000 gRPC twins free too (SeaweedFS's rule)."""
-    for _ in range(50):
-        base = free_port() % 20000 + 20000
-        ports = [p + off for p in range(base, base + 4) for off in (0, 10000)]
-        try:
-            socks = []
-            for port in ports:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    pytest.fail("no free port range for SeaweedFS")
+from tests import s3_server  # noqa: E402
+from tests.s3_server import free_base, free_port, keys  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -155,23 +131,6 @@ NAMES = ["Ivanov", "Tanaka", "Kowalski", "Smith", "Yamamoto"]
 LANGUAGES = ("Japanese", "Italian", "Chinese", "Greek")  # distinct, none a large majority
 
 
-def s3_client(env: dict):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    )
-
-
-def keys(s3, bucket: str, prefix: str) -> list[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-
 def names_csv() -> bytes:
     """Real surnames (the PyTorch tutorial's, four languages) as one CSV."""
     folder = ROOT.parent / "shared" / "data" / "names"
@@ -204,7 +163,7 @@ def test_pull_the_code_deployments_run_the_pipeline_on_the_bucket(running, tmp_p
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "RNNFLOW_DATA_ROOT": data_root,
     }
-    s3 = s3_client(stack_env)
+    s3 = s3_server.client(stack_env)
     s3.put_object(Bucket=stack.bucket, Key="sources/names.csv", Body=names_csv())
     for ds, n in [*DAYS.items(), ONE_DAY]:
         frame = pl.DataFrame({"id": [str(i) for i in range(n)], "surname": NAMES[:n]})
@@ -252,12 +211,12 @@ def test_pull_the_code_deployments_run_the_pipeline_on_the_bucket(running, tmp_p
         stop(worker)
     assert not group_alive(worker.pid), "the worker left processes behind"
 
-    bronze = keys(s3, stack.bucket, "data/bronze/names/")
+    bronze = keys(s3, "data/bronze/names/")
     assert len(bronze) == 1 and bronze[0].endswith(".parquet"), bronze
-    assert keys(s3, stack.bucket, "data/features/names/LATEST") == ["data/features/names/LATEST"]
+    assert keys(s3, "data/features/names/LATEST") == ["data/features/names/LATEST"]
     for ds, n in [*DAYS.items(), ONE_DAY]:
         key = f"data/predictions/names/ds={ds}/part-0.parquet"
-        assert keys(s3, stack.bucket, f"data/predictions/names/ds={ds}/") == [key]
+        assert keys(s3, f"data/predictions/names/ds={ds}/") == [key]
         scored = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()))
         assert scored.height == n and scored["model_version"].to_list() == [1] * n
 
@@ -266,7 +225,7 @@ def test_pull_the_code_deployments_run_the_pipeline_on_the_bucket(running, tmp_p
         aliases = conn.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
     assert [(n, v) for n, v, _ in versions] == [("names-nationality", 1)]
     assert aliases == [("names-nationality", "champion", 1)]
-    artifacts = keys(s3, stack.bucket, "mlartifacts/")
+    artifacts = keys(s3, "mlartifacts/")
     assert any(k.endswith("weights.pt") for k in artifacts), artifacts
     assert any(versions[0][2] in k for k in artifacts), "the training run's own artifacts are in the bucket"
 
