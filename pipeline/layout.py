@@ -15,8 +15,10 @@ DATA_ROOT_ENV = "RNNFLOW_DATA_ROOT"
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:
     """--data-root wins, then $RNNFLOW_DATA_ROOT, then ./data; always absolute (or an s3:// UPath)."""
     chosen = data_root or os.environ.get(DATA_ROOT_ENV) or "data"
-    if objectstore.is_url(chosen):
-        return objectstore.open_path(str(chosen))
+    if objectstore.is_url(chosen):  # reached once per process: bad settings fail here, in one line
+        root = objectstore.open_path(str(chosen))
+        objectstore.check(root)
+        return root
     return Path(chosen).expanduser().resolve()
 
 
