@@ -48,7 +48,7 @@ install: $(VENV)/.installed-dev ## Create .venv and install rnnflow with test to
 demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on real demo data
 	$(BIN)/rnnflow demo --data-root $(DATA_ROOT)
 
-test: $(VENV)/.installed-dev ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
+test: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check

@@ -89,6 +89,23 @@ def score_table(kind: str, ds: str, source: str, report: dict) -> None:
     create_table_artifact(rows, key=_key("score", kind), description=f"Scoring of {kind} for ds={ds}")
 
 
+def drift_table(kind: str, ds: str, report: dict) -> None:
+    """One row per drift metric: value, thresholds, verdict; the description gives the day's verdict."""
+    rows = [
+        {
+            "metric": name,
+            "value": m["value"],
+            "warn above": m["warn"],
+            "alert above": m["alert"],
+            "verdict": m["verdict"],
+        }
+        for name, m in report.get("metrics", {}).items()
+    ] or [{"metric": "-", "value": None, "warn above": None, "alert above": None, "verdict": "n/a"}]
+    note = f" ({report['note']})" if report.get("note") else ""
+    said = f"Drift of {kind} ds={ds} vs training: {report['verdict']} on {report['rows']:,} rows{note}"
+    create_table_artifact(rows, key=_key("drift", kind), description=said)
+
+
 def skipped_note(kind: str, ds: str, reason: str) -> None:
     create_markdown_artifact(f"**Skipped** {kind} ds={ds}: {reason}", key=_key("score", kind))
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from flows import drift_view
 from models.config import DEVICES, FAMILY_DEFAULTS, SCHEDULES, TrainConfig
 from models.launch import RankFailed
 from pipeline.kinds import KINDS
@@ -208,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
     p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
+    p.add_argument(
+        "--drift-threshold",
+        action="append",
+        default=[],
+        metavar="METRIC=WARN,ALERT",
+        help="override a drift threshold, e.g. length_psi=0.2,0.4 (repeatable)",
+    )
+
+    drift_view.add_parser(sub, common, kinds)
 
     p = sub.add_parser(
         "evaluate",
@@ -245,9 +255,12 @@ def run(args: argparse.Namespace) -> dict:
 
     check_servers(args.command)  # a server that is down: one line, not a minute of retries
     check_data_root(args.command, root)  # so is an s3:// data root with a missing bucket or wrong credentials
+    if args.command == "drift":  # a read of the reports: no flow
+        return drift_view.run(args)
     if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
         from flows.checks import check_score
 
+        thresholds = drift_view.parse_thresholds(args.drift_threshold)
         check_score(args.kind, args.input, args.ds, args.model, root)
     from flows import demo, kind_flows  # imported late: `--help` and input errors stay fast
 
@@ -277,7 +290,7 @@ def run(args: argparse.Namespace) -> dict:
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":
-        return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root)
+        return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root, thresholds)
     if args.command == "evaluate":
         return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
@@ -304,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, LookupError, OSError, RankFailed) as err:
         print(f"rnnflow {args.command}: error: {err}", file=sys.stderr)
         return 2
-    if args.command != "demo":
+    if args.command not in ("demo", "drift"):  # those print their own summary
         print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
 from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
 from models.config import TrainConfig, train_config
 from models.launch import torchrun
+from pipeline import drift
 from pipeline.families import family_of
 from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.storage import latest_features, stale_reason, write_partition
+from pipeline.storage import latest_features, stale_reason, write_drift, write_partition
 
 route_library_logs()
 
@@ -93,6 +95,24 @@ def score_rows(kind: str, model, inputs, ds: str, resolved):
 @task(cache_policy=NO_CACHE, **io_task_options())
 def write_predictions(frame, kind: str, data_root: str | None, ds: str) -> str:
     return str(write_partition(frame, Layout.of(kind, data_root), ds))
+
+
+@task(cache_policy=NO_CACHE)
+def drift_report(kind: str, model, inputs, frame, ds: str, resolved, thresholds, data_root: str | None):
+    """The day against the model's training distributions -> drift/<kind>/ds=<ds>.json."""
+    spec = get_kind(kind)
+    limits = drift.thresholds(spec.drift_thresholds, thresholds)
+    report = scorer_of(spec.family).drift(model, inputs, frame, spec, ds, limits)
+    report |= {"kind": kind, "ds": ds, "model_name": resolved.name, "model_version": resolved.version}
+    write_drift(report, Layout.of(kind, data_root), ds)
+    return report
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())  # the tracking store may be a remote server
+def log_drift(kind: str, resolved, ds: str, report: dict, data_root: str | None) -> str:
+    from models import monitoring
+
+    return monitoring.log_drift(kind, resolved, ds, report, Layout.of(kind, data_root))
 
 
 @flow(name="ingest", flow_run_name="ingest-{kind}", log_prints=True)
@@ -263,17 +283,23 @@ def score_flow(
     ds: str,
     model_uri: str | None = None,
     data_root: str | None = None,
+    drift_thresholds: dict | None = None,
 ) -> dict:
     """Score with models:/<name>@champion into predictions/<kind>/ds=<ds> (replaced on re-run).
 
-    Text kinds score a Parquet/CSV of texts. Prices forecast the next close per ticker from the bars up
-    to ds of the input file, or of everything ingested when input_path is None."""
+    Text kinds score a Parquet/CSV of texts; a text that breaks ingest's rules gets no prediction and
+    its reason in `status`. Prices forecast the next close per ticker from the bars up to ds of the
+    input file, or of everything ingested when input_path is None. Every day gets a drift report
+    (drift/<kind>/ds=<ds>.json, a table artifact, an MLflow monitoring run); an `alert` ends the
+    run Completed in a state named Drift. drift_thresholds: {"metric": [warn, alert]} over the kind's."""
     spec = get_kind(kind)
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
     inputs, rejected = read_input(kind, input_path, data_root)
     resolved, model = load_model(kind, pinned.uri, data_root)
     frame, counts = score_rows(kind, model, inputs, ds, resolved)
     path = write_predictions(frame, kind, data_root, ds)
+    drifted = drift_report(kind, model, inputs, frame, ds, resolved, drift_thresholds, data_root)
+    monitoring_run = log_drift(kind, resolved, ds, drifted, data_root)
     logger = get_run_logger()
     logger.info("wrote %d rows scored by %s v%d -> %s", frame.height, resolved.name, resolved.version, path)
     if rejected:
@@ -285,6 +311,19 @@ def score_flow(
         "model_version": resolved.version,
         "run_id": resolved.run_id,
         "path": path,
+        "drift": drifted["verdict"],
+        "drift_metrics": {k: m["verdict"] for k, m in drifted.get("metrics", {}).items()},
+        "monitoring_run_id": monitoring_run,
     }
     artifacts.score_table(kind, ds, scorer_of(spec.family).input_label(input_path), report)
+    artifacts.drift_table(kind, ds, drifted)
+    flagged = {
+        k: m["value"] for k, m in drifted.get("metrics", {}).items() if m["verdict"] in ("warn", "alert")
+    }
+    if drifted["verdict"] == "alert":
+        message = f"{kind} ds={ds}: drift alert {flagged} (predictions written to {path})"
+        logger.warning("%s", message)
+        return Completed(name="Drift", message=message, data=report)
+    if flagged:
+        logger.info("%s ds=%s: drift %s %s", kind, ds, drifted["verdict"], flagged)
     return report

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.states import Completed
+from prefect.states import Completed, State
 
 from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
@@ -21,7 +21,7 @@ from pipeline import objectstore
 from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
-from pipeline.storage import partition_rows
+from pipeline.storage import partition_rows, read_drift
 
 MAX_BACKFILL_DAYS = 366
 FAN_OUT_POLL_SECONDS = 1.0
@@ -59,6 +59,7 @@ def score_day(
     data_root: str | None = None,
     timezone: str = "UTC",
     days_back: int = 0,
+    drift_thresholds: dict | None = None,
 ):
     """Score one day into predictions/<kind>/ds=<ds>/ (replaced, never appended).
 
@@ -79,7 +80,13 @@ def score_day(
         result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
         return Completed(name="Skipped", message=reason, data=result)
     # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
-    report = score_flow.fn(kind, source, ds, model_uri, data_root)
+    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds)
+    if isinstance(report, State):  # a drift alert: scored and written, and the run's state says Drift
+        return Completed(
+            name="Drift",
+            message=report.message,
+            data={"kind": kind, "ds": ds, "status": "scored", **report.data},
+        )
     return {"kind": kind, "ds": ds, "status": "scored", **report}
 
 
@@ -141,8 +148,13 @@ def backfill(
         message = f"all {days} days skipped: no input partition under {input_partition(kind, '*', data_root)}"
         logger.warning("backfill %s: %s", kind, message)
         return Completed(name="Skipped", message=message, data=rows)
+    alerts = [r["ds"] for r in rows if r.get("drift") == "alert"]
+    message = f"{days - len(skipped)} of {days} days scored"
+    message += f"; {len(skipped)} skipped (no input): {skipped}" if skipped else ""
+    if alerts:  # scored and written; the state tells an automation to look
+        logger.warning("backfill %s: %s; drift alert on %s", kind, message, alerts)
+        return Completed(name="Drift", message=f"{message}; drift alert on {alerts}", data=rows)
     if skipped:
-        message = f"{days - len(skipped)} of {days} days scored; {len(skipped)} skipped (no input): {skipped}"
         logger.warning("backfill %s: %s", kind, message)
         return Completed(message=message, data=rows)
     return rows
@@ -155,7 +167,8 @@ def score_here(kind: str, ds: str, model_uri: str, data_root: str | None) -> dic
         return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or ""}
     result = state.result()
     detail = result.get("path") or result.get("reason")
-    return {"ds": ds, "status": result["status"], "rows": result.get("rows"), "detail": detail}
+    row = {"ds": ds, "status": result["status"], "rows": result.get("rows"), "detail": detail}
+    return row | {"drift": result.get("drift")}
 
 
 def fan_out_days(
@@ -191,8 +204,9 @@ def day_row(kind: str, ds: str, state, data_root: str | None) -> dict:
     if not state.is_completed():
         return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or state.name}
     layout = Layout.of(kind, data_root)
-    rows = partition_rows(layout, ds)
-    return {"ds": ds, "status": "scored", "rows": rows, "detail": str(layout.prediction_partition(ds))}
+    rows, drifted = partition_rows(layout, ds), read_drift(layout, ds)
+    row = {"ds": ds, "status": "scored", "rows": rows, "detail": str(layout.prediction_partition(ds))}
+    return row | {"drift": drifted["verdict"] if drifted else None}
 
 
 # One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 import mlflow
+import polars as pl
 
 from models import checkpoint, tracking
 from models.run_scope import Launch, Scope, training_run
@@ -75,6 +77,10 @@ class Job(ABC):
     def rescore(self, version: int) -> float | None:
         """A registered version's champion metric on this feature set's val split (None: cannot)."""
 
+    def split_frames(self) -> dict[str, tuple[pl.DataFrame, str]]:
+        """Each split's rows and target column, logged as the run's MLflow dataset inputs."""
+        return {}
+
     def reference(self) -> tracking.Reference | tuple | None:
         """What the champion gate holds the model to (None: only the incumbent)."""
         return None
@@ -104,6 +110,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
         result = job.fit(scope)
         if scope.run is None:
             return None
+        log_datasets(job, folder)
         metrics = job.evaluate(result)
         mlflow.log_metrics(
             {
@@ -145,6 +152,28 @@ def run(job: Job) -> tracking.RegisteredRun | None:
         "samples_per_s": result.samples_per_s,
     }
     return job.report(common, result)
+
+
+CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def log_datasets(job: Job, folder: Path) -> None:
+    """Lineage: each split as a dataset input of the run (digest: the feature set's fingerprint), so the
+    MLflow UI links every version to the data it was trained and judged on."""
+    manifest = job.manifest
+    digest = manifest["dataset_fingerprint"][:32]
+    for split, (frame, target) in job.split_frames().items():
+        with warnings.catch_warnings():  # "source can be interpreted in multiple ways": the same one twice
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_polars(
+                frame,
+                source=str(folder / "shards" / f"split={split}"),
+                name=f"{job.kind.name}-features-{manifest['version']}-{split}",
+                digest=digest,
+                targets=target,
+            )
+        tags = {"features_version": manifest["version"], "split": split}
+        mlflow.log_input(dataset, context=CONTEXTS[split], tags=tags)
 
 
 def version_description(job: Job, value: float) -> str:

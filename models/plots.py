@@ -64,3 +64,23 @@ def forecast_vs_actual(ticker: str, dates, actual, forecast, persistence, path: 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def drift_trend(frame, kind: str, path: Path) -> Path:
+    """One panel per drift metric: the daily value, and its warn and alert thresholds."""
+    metrics = sorted(set(frame["metric"].to_list()))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 2.0 * len(metrics)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], metrics, strict=True):
+        part = frame.filter(frame["metric"] == name).sort("ds")
+        days, values = part["ds"].to_list(), part["value"].to_list()
+        ax.plot(days, values, marker="o", label=name)
+        ax.axhline(part["warn"][0], color="orange", linestyle="--", linewidth=1, label="warn")
+        ax.axhline(part["alert"][0], color="red", linestyle="--", linewidth=1, label="alert")
+        ax.set_ylabel(name, fontsize=8)
+        ax.legend(loc="upper left", fontsize=7)
+    axes[0, 0].set_title(f"{kind}: drift against the training distributions, per scored day")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -35,6 +35,14 @@ def load(uri: str):
     return resolved, model
 
 
+def drift_reference(model) -> dict | None:
+    """The training-time distributions packaged with a version (None: packaged before drift reports)."""
+    return getattr(model.unwrap_python_model(), "drift_reference", None)
+
+
+NO_REFERENCE = "the model carries no drift reference (packaged before drift reports); retrain it"
+
+
 @dataclass(frozen=True)
 class Scorer:
     """How a family scores a day; registered once per family (models/<family>/__init__.py)."""
@@ -43,3 +51,4 @@ class Scorer:
     score: Callable  # (model, inputs, kind, ds, resolved) -> (partition rows with lineage, counts)
     input_label: Callable  # input_path -> what the run says it read
     evaluate: Callable | None = None  # (kind, layout, labelled file, model_uri) -> report; None: not yet
+    drift: Callable | None = None  # (model, inputs, partition rows, kind, ds, limits) -> drift report

@@ -33,6 +33,7 @@ class TextKind:
     rnn_layers: int = 1  # model default: stacked recurrent layers
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
+    drift_thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # over pipeline/drift.py's
 
     family = "text"  # which feature builder, model and scorer serve this kind
     daily_input = True  # scoring reads incoming/<kind>/ds=<ds>/ (the daily deployment skips a day without it)
@@ -105,6 +106,7 @@ class PriceKind:
             "adj_close": ("adj close", "adjclose", "adjusted_close", "adjusted close"),
         }
     )
+    drift_thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # over pipeline/drift.py's
     family = "prices"
     daily_input = False  # scoring reads the ingested bars, no incoming partition
     score_days_back = 1  # a 06:00 run forecasts today from yesterday's close

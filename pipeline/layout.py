@@ -60,6 +60,10 @@ class Layout:
     def prediction_partition(self, ds: str) -> Path:
         return self.predictions / f"ds={ds}"
 
+    # A tree of its own: polars refuses to read a partition folder that holds anything but Parquet.
+    def drift_report(self, ds: str) -> Path:  # drift/<kind>/ds=<ds>.json, the day's drift report
+        return self.root / "drift" / self.kind / f"ds={ds}.json"
+
     @property
     def remote(self) -> bool:  # on object storage: no SQLite MLflow store, no renames
         return objectstore.is_remote(self.root)

@@ -228,3 +228,12 @@ def partition_rows(layout: Layout, ds: str) -> int | None:
     """Rows in a day's prediction partition (None: not written)."""
     path = layout.prediction_partition(ds) / PART_FILE
     return pl.scan_parquet(str(path)).select(pl.len()).collect().item() if path.exists() else None
+
+
+def write_drift(report: dict, layout: Layout, ds: str) -> Path:
+    return write_json_atomic(report, layout.drift_report(ds))
+
+
+def read_drift(layout: Layout, ds: str) -> dict | None:
+    path = layout.drift_report(ds)
+    return read_json(path) if path.exists() else None

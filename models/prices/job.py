@@ -25,6 +25,7 @@ from models.run_scope import Launch, Scope
 from models.train import FitResult, Objective, TrainConfig, fit
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
+from pipeline.prices import profile
 from pipeline.prices.features import (
     BARS,
     decode_target,
@@ -134,6 +135,12 @@ class PriceJob(Job):
         self.model = RNNRegressor(self.model_cfg)
         self.train_rows = len(self.train.raw)
 
+    def split_frames(self) -> dict:
+        return {
+            s: (w.frame, "target_close")
+            for s, w in zip(SPLITS, (self.train, self.val, self.test), strict=True)
+        }
+
     def describe(self) -> str:
         return (
             f"training prices on {self.device}: {len(self.train.raw):,} / {len(self.val.raw):,} / "
@@ -181,7 +188,18 @@ class PriceJob(Job):
         }
         _log_reports(work, result.history, self.test, self.forecast, self.ours, self.naive, self.manifest)
         example = _example_bars(self.test, self.lookback)
-        return log_pyfunc(work, PriceForecasterPyfunc(), self.model, spec, {}, signature(), example)
+        val_forecast, _ = self.val.forecast(self.model, torch.device("cpu"))  # run() moved it to the CPU
+        reference = profile.build_reference(self.train.raw, val_forecast / self.val.last - 1)
+        return log_pyfunc(
+            work,
+            PriceForecasterPyfunc(),
+            self.model,
+            spec,
+            {},
+            signature(),
+            example,
+            drift_reference=reference,
+        )
 
     def rescore(self, version: int) -> float | None:
         return champion_rmse(self.kind, version, self.val)

@@ -28,6 +28,8 @@ class PriceForecasterPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         spec = json.loads(Path(context.artifacts["spec"]).read_text())
         self.load(spec, torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
+        reference = context.artifacts.get("drift_reference")  # None: packaged before drift reports
+        self.drift_reference = json.loads(Path(reference).read_text()) if reference else None
 
     def load(self, spec: dict, state: dict) -> None:
         self.lookback, self.scaler = int(spec["lookback"]), spec["scaler"]

@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from models.scoring import Scorer
+from models.scoring import NO_REFERENCE, Scorer, drift_reference
 from pipeline.ingest import read_valid
 from pipeline.kinds import PriceKind
 from pipeline.layout import Layout
 from pipeline.predictions import with_lineage
+from pipeline.prices import profile
 from pipeline.prices.features import load_bars
 
 log = logging.getLogger("rnnflow.score")
@@ -96,4 +97,12 @@ def score(model, bars: pl.DataFrame, kind: PriceKind, ds: str, resolved) -> tupl
     return frame, report
 
 
-SCORER = Scorer(read=read, score=score, input_label=lambda path: path or "all ingested bars")
+def drift(model, bars: pl.DataFrame, frame: pl.DataFrame, kind: PriceKind, ds: str, limits: dict) -> dict:
+    """The tickers' last bars up to ds, and the day's forecasts, against the training distributions."""
+    reference = drift_reference(model)
+    if reference is None:
+        return {"verdict": "n/a", "rows": frame.height, "metrics": {}, "note": NO_REFERENCE}
+    return profile.compare(reference, bars, frame, ds, limits)
+
+
+SCORER = Scorer(read=read, score=score, input_label=lambda path: path or "all ingested bars", drift=drift)

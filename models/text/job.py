@@ -140,6 +140,9 @@ class TextJob(Job):
     def texts(self) -> dict:
         return {split: split_texts(self.folder, self.manifest, split) for split in SPLITS}
 
+    def split_frames(self) -> dict:
+        return {split: (frame, self.kind.label_col) for split, frame in self.texts.items()}
+
     def xy(self, split: str) -> tuple[list[str], np.ndarray]:
         return xy(self.kind, self.labels, self.texts[split])
 
@@ -213,7 +216,17 @@ class TextJob(Job):
         examples = sample_texts(folder, manifest)
         share = self.mixed.get("blend_reference_share")
         blend_with = (self.reference_fit.model, share) if share is not None else None
-        info = log_text_classifier(work, kind, self.model, folder, manifest, examples, blend_with=blend_with)
+        val_texts = self.texts["val"][kind.text_col]  # the drift reference: held out, like scored days
+        info = log_text_classifier(
+            work,
+            kind,
+            self.model,
+            folder,
+            manifest,
+            examples,
+            blend_with=blend_with,
+            reference_texts=val_texts,
+        )
         if self.model_type != "ngram" and self.reference_fit is not None:  # scored beside it by `evaluate`
             ref = log_text_classifier(
                 work, kind, self.reference_fit.model, folder, manifest, examples, "reference"

@@ -20,6 +20,7 @@ from models.text.ngram import NgramClassifier, NgramConfig, ngram_ids
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
 from pipeline import storage
 from pipeline.kinds import TextKind
+from pipeline.text import profile
 from pipeline.text.features import tokenize
 from pipeline.text.rules import clean_text
 from pipeline.text.vocab import Vocabulary
@@ -55,6 +56,8 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
             ngram.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             self.blend = (ngram.eval(), float(spec["blend"]["share"]))
         self.batch_size = int(spec.get("score_batch_size", 512))
+        reference = context.artifacts.get("drift_reference")  # None: packaged before drift reports
+        self.drift_reference = json.loads(Path(reference).read_text()) if reference else None
 
     def encode(self, texts: pd.Series) -> tuple[list[list[int]], pl.DataFrame]:
         """-> the model's token ids per text, and the cleaned texts."""
@@ -139,6 +142,7 @@ def log_text_classifier(
     examples: list[str],
     name: str = "model",
     blend_with: tuple[NgramClassifier, float] | None = None,
+    reference_texts: pl.Series | None = None,
 ):
     """Log a text classifier (RNN or n-gram, or an RNN blended with an n-gram model at a share) with its
     vocabularies; returns MLflow's ModelInfo."""
@@ -163,4 +167,14 @@ def log_text_classifier(
         torch.save({k: v.cpu() for k, v in ngram.state_dict().items()}, weights)
         artifacts["blend_weights"] = str(weights)
     example = pd.DataFrame({kind.text_col: examples})
-    return log_pyfunc(workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name)
+
+    def drift_reference(loaded: TextClassifierPyfunc) -> dict:  # the held-out texts as scoring sees them
+        out = loaded.predict(None, pd.DataFrame({kind.text_col: reference_texts.to_list()}))
+        predicted = pl.Series(out["predicted_label"].tolist(), dtype=pl.String)
+        probability = pl.Series(out["probability"].tolist(), dtype=pl.Float64)
+        return profile.build_reference(kind, loaded.tokens, reference_texts, predicted, probability)
+
+    reference = drift_reference if reference_texts is not None and reference_texts.len() else None
+    return log_pyfunc(
+        workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name, reference
+    )

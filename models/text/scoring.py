@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 import pandas as pd
 import polars as pl
 
-from models.scoring import Scorer
+from models.scoring import NO_REFERENCE, Scorer, drift_reference
 from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
 from pipeline import objectstore
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
 from pipeline.predictions import assemble
+from pipeline.text import profile
+from pipeline.text.rules import scoring_status
 from pipeline.text.sources import read_scoring_input
 
 log = logging.getLogger("rnnflow.score")
@@ -61,27 +63,53 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
 
 
 def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.DataFrame, int]:
-    """The texts to score (with `id` when given) and how many input rows were rejected (none: every row
-    gets a prediction, empty texts a null one)."""
+    """The texts to score (with `id` when given) with the `status` ingest's text rules give them ("ok"
+    or the reason, e.g. too_long), and how many input rows were rejected (none: every row is kept)."""
     aliases = kind.column_aliases.get(kind.text_col, ())
-    return read_scoring_input(objectstore.as_path(input_path), kind.text_col, aliases), 0
+    inputs = read_scoring_input(objectstore.as_path(input_path), kind.text_col, aliases)
+    return inputs.with_columns(scoring_status(inputs, kind)), 0
 
 
 def score(model, inputs: pl.DataFrame, kind: TextKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:
-    """-> the partition's rows (inputs, outputs, lineage) and the counts the run reports."""
-    scored = predict(model, inputs[kind.text_col], kind.text_col)
+    """-> the partition's rows (inputs, outputs, `status`, lineage) and the counts the run reports.
+    A row that breaks a text rule gets null outputs and its reason in `status`, never a label."""
+    if "status" not in inputs.columns:
+        inputs = inputs.with_columns(scoring_status(inputs, kind))
+    status = inputs["status"]
+    texts = inputs.select(
+        pl.when(pl.col("status") == "ok").then(pl.col(kind.text_col)).otherwise(pl.lit("")).alias("t")
+    )["t"]
+    scored = predict(model, texts, kind.text_col)
     frame = assemble(
-        inputs, scored, kind.text_col, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC)
+        inputs.drop("status"),
+        scored,
+        kind.text_col,
+        resolved.name,
+        resolved.version,
+        resolved.run_id,
+        datetime.now(UTC),
     )
+    frame = frame.insert_column(inputs.width - 1 + scored.width, status)  # after the outputs
+    reasons = dict(status.filter(status != "ok").value_counts(sort=True, name="n").iter_rows())
     unscored = frame["predicted_label"].null_count()
     log.info(
-        "scored %d rows (%d unscorable: empty text) with %s v%d",
+        "scored %d rows (%d unscored%s) with %s v%d",
         frame.height,
         unscored,
+        f": {reasons}" if reasons else "",
         resolved.name,
         resolved.version,
     )
-    return frame, {"rows": frame.height, "rows_unscored": unscored}
+    return frame, {"rows": frame.height, "rows_unscored": unscored, "unscored_reasons": reasons}
 
 
-SCORER = Scorer(read=read, score=score, input_label=lambda path: path)
+def drift(model, inputs: pl.DataFrame, frame: pl.DataFrame, kind: TextKind, ds: str, limits: dict) -> dict:
+    """The day's scored texts against the distributions packaged with the model."""
+    reference = drift_reference(model)
+    if reference is None:
+        return {"verdict": "n/a", "rows": frame.height, "metrics": {}, "note": NO_REFERENCE}
+    tokens = model.unwrap_python_model().tokens
+    return profile.compare(reference, kind, tokens, frame, limits)
+
+
+SCORER = Scorer(read=read, score=score, input_label=lambda path: path, drift=drift)

@@ -52,31 +52,45 @@ def normalise(kind: TextKind) -> list[pl.Expr]:
     ]
 
 
+def text_rules(kind: TextKind) -> list[tuple[pl.Expr, str]]:
+    """The checks of the text itself, in order: ingest quarantines such rows, scoring leaves them unscored."""
+    text, raw = pl.col(kind.text_col), pl.col(f"raw_{kind.text_col}")
+    return [
+        (raw.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False), "undecodable_bytes"),
+        (text.is_null() | (text == ""), "empty"),
+        (text.str.contains(CONTROL_CHARS), "control_characters"),
+        (text.str.len_chars() > kind.max_chars, "too_long"),
+    ]
+
+
+def first_broken(rules: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The name of the first rule that holds, or null."""
+    chain = pl.when(rules[0][0]).then(pl.lit(rules[0][1]))
+    for condition, name in rules[1:]:
+        chain = chain.when(condition).then(pl.lit(name))
+    return chain.otherwise(pl.lit(None, dtype=pl.String))
+
+
 def reason(kind: TextKind) -> pl.Expr:
     """The first rule a row breaks, or null for a good row (the order is the order of checks)."""
-    text, label = pl.col(kind.text_col), pl.col(kind.label_col)
-    raw = pl.col(f"raw_{kind.text_col}")
+    label = pl.col(kind.label_col)
     missing_label = label.is_null() | (label == "")
-    return (
-        pl.when(raw.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
-        .then(pl.lit("undecodable_bytes"))
-        .when(text.is_null() | (text == ""))
-        .then(pl.lit("empty"))
-        .when(text.str.contains(CONTROL_CHARS))
-        .then(pl.lit("control_characters"))
-        .when(text.str.len_chars() > kind.max_chars)
-        .then(pl.lit("too_long"))
-        .when(pl.lit(kind.label_required) & missing_label & (pl.col("split") != UNSUP).fill_null(True))
-        .then(pl.lit("missing_label"))
-        .when(label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False))
-        .then(pl.lit("undecodable_bytes"))
-        .when(pl.lit(kind.labels is not None) & ~missing_label & ~label.is_in(list(kind.labels or ())))
-        .then(pl.lit("unknown_label"))
-        .when(pl.col("split") == "invalid")
-        .then(pl.lit("invalid_split"))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        .alias("reason")
-    )
+    labelled = (pl.col("split") != UNSUP).fill_null(True)
+    unknown = pl.lit(kind.labels is not None) & ~missing_label & ~label.is_in(list(kind.labels or ()))
+    label_rules = [
+        (pl.lit(kind.label_required) & missing_label & labelled, "missing_label"),
+        (label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False), "undecodable_bytes"),
+        (unknown, "unknown_label"),
+        (pl.col("split") == "invalid", "invalid_split"),
+    ]
+    return first_broken(text_rules(kind) + label_rules).alias("reason")
+
+
+def scoring_status(texts: pl.DataFrame, kind: TextKind) -> pl.Series:
+    """Per scoring input row: "ok", or the text rule it breaks, judged on the text as ingest cleans it."""
+    raw = f"raw_{kind.text_col}"
+    checked = texts.select(pl.col(kind.text_col).alias(raw), clean_text(kind).alias(kind.text_col))
+    return checked.select(first_broken(text_rules(kind)).fill_null("ok").alias("status"))["status"]
 
 
 def validate(raw: pl.LazyFrame, kind: TextKind) -> pl.LazyFrame:

@@ -100,6 +100,7 @@ def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_p
         "probability",
         "top_labels",
         "top_probs",
+        "status",  # "ok", or the text rule the row breaks (then no prediction)
         "model_name",
         "model_version",
         "model_run_id",
@@ -110,6 +111,7 @@ def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_p
     assert frame["model_run_id"].unique().to_list() == [strong["run_id"]]
     assert frame["predicted_label"].to_list()[:3] == ["Russian", "Polish", "Japanese"]
     assert frame.filter(pl.col("surname") == "")["predicted_label"].to_list() == [None]
+    assert frame.filter(pl.col("surname") == "")["status"].to_list() == ["empty"]
     assert frame.filter(pl.col("surname") != "")["top_labels"].list.len().to_list() == [3] * 4
     assert first["rows"] == 5 and first["rows_unscored"] == 1
 

@@ -196,11 +196,41 @@ def partition_rows(root: Path, ds: str) -> int:
     return pl.read_parquet(files[0]).height
 
 
+def assert_drift_reported(root: Path, api: str, run_id: str, ds: str) -> None:
+    """The day's drift report: drift/names/ds=<ds>.json, the run's table artifact, and an MLflow
+    monitoring run linked to the version that scored it (tags on both)."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    saved = json.loads((root / f"drift/names/ds={ds}.json").read_text())
+    assert saved["ds"] == ds and saved["model_version"] == 1 and saved["verdict"] in ("ok", "n/a")
+    table = artifacts_of(api, run_id)["drift-names"]
+    assert {r["metric"] for r in table} == set(saved["metrics"]) and {"length_psi", "oov_psi"} <= set(
+        saved["metrics"]
+    )
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("rnnflow-names-monitoring")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.ds = '{ds}'")
+    assert (
+        runs
+        and runs[0].data.tags["model_version"] == "1"
+        and runs[0].data.tags["model_name"] == "names-nationality"
+    )
+    assert runs[0].data.metrics["rows"] == saved["rows"]
+    version = client.get_model_version("names-nationality", "1")
+    assert version.tags["drift_last_run_id"] in {
+        r.info.run_id for r in client.search_runs([experiment.experiment_id])
+    }
+
+
 def test_one_day_scoring_and_a_three_day_backfill_through_the_cli(stack):
     env, root, api = stack
     one = deployment_run(env, "score-names/daily", f"ds={ONE_DAY[0]}")
     assert wait_for(api, one).state.is_completed()
     assert partition_rows(root, ONE_DAY[0]) == ONE_DAY[1]
+    assert_drift_reported(root, api, one, ONE_DAY[0])
 
     start, end = min(DAYS), max(DAYS)
     first = deployment_run(env, "backfill/scores", "kind=names", f"start={start}", f"end={end}")
@@ -333,6 +363,11 @@ def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(sta
     assert decision and "champion" in decision[0], messages
     run = client.get_run(newest.run_id)
     assert run.info.run_name.startswith("names-") and after.rsplit("-", 1)[-1] in run.info.run_name
+    inputs = {i.dataset.name: {t.key: t.value for t in i.tags} for i in run.inputs.dataset_inputs}
+    assert sorted(t["mlflow.data.context"] for t in inputs.values()) == ["test", "training", "validation"]
+    manifest = json.loads((root / "features" / "names" / after / "manifest.json").read_text())
+    assert {i.dataset.digest for i in run.inputs.dataset_inputs} == {manifest["dataset_fingerprint"][:32]}
+    assert all(t["features_version"] == after for t in inputs.values())
 
 
 def test_a_deployment_run_with_a_bad_date_fails_with_one_clear_message(stack, early_runs):
