@@ -3,7 +3,7 @@ volume changes and the model's forecast returns; their drift is the day's report
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -39,8 +39,9 @@ def build_reference(train_raw: np.ndarray, forecast_returns: np.ndarray) -> dict
 
 def recent_changes(bars: pl.DataFrame, ds: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Each ticker's last WINDOW bars up to ds -> their daily returns, log volume changes, tickers."""
-    recent = (
-        bars.filter(pl.col("date") <= date.fromisoformat(ds))
+    day = date.fromisoformat(ds)
+    recent = (  # 20 trading days fit in 45 calendar days: sort only those, not all history
+        bars.filter(pl.col("date").is_between(day - timedelta(days=WINDOW * 9 // 4), day))
         .sort("ticker", "date")
         .group_by("ticker", maintain_order=True)
         .tail(WINDOW)
