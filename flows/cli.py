@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="data folder (default: $RNNFLOW_DATA_ROOT or ./data)",
     )
+    common.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per process (default: $RNNFLOW_THREADS, else the CPUs this process may use "
+        "shared by $RNNFLOW_CONCURRENCY runs; 1 on 2 CPUs or fewer)",
+    )
     parser = argparse.ArgumentParser(
         prog="rnnflow",
         description="Recurrent-network pipelines as Prefect flows: ingest, features, train, score.",
@@ -312,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.data_root:
         os.environ["RNNFLOW_DATA_ROOT"] = args.data_root
+    if args.threads is not None:  # for this process, its flows and its torchrun ranks
+        if args.threads < 1:
+            print(f"rnnflow {args.command}: error: --threads {args.threads}: give 1 or more", file=sys.stderr)
+            return 2
+        os.environ["RNNFLOW_THREADS"] = str(args.threads)
     try:
         result = run(args)
     except (ValueError, LookupError, OSError, RankFailed) as err:

@@ -30,6 +30,9 @@ class TrainConfig:
     # Text kinds: the packaged model averages the RNN's probabilities with its n-gram reference's, the
     # reference's share (0.2-0.8) picked on validation; False ships the RNN alone. Needs `reference`.
     blend: bool = True
+    # torch intra-op threads per process (each DDP rank); None: models/threads.py's default, the CPUs
+    # this process may use shared by the processes running at once (1 on a machine of 2 CPUs or fewer)
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -39,6 +42,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None for the default), got {self.threads}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 

@@ -6,8 +6,10 @@ Families are found by package name (FAMILY_PACKAGES), so no shared module import
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
+from models import threads
 from models.run_scope import Launch
 from models.scoring import Scorer
 from models.train import TrainConfig
@@ -42,5 +44,7 @@ def train(
 ) -> dict | None:
     """Train one kind; -> the report as a dict (None on DDP ranks other than 0)."""
     spec = get_kind(kind)
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun's ranks on this node
+    threads.apply(cfg.threads, processes=local_ranks)
     report = trainer_of(spec.family)(spec, Layout.of(kind, data_root), cfg, model_options, launch)
     return report.as_dict() if report is not None else None

@@ -93,9 +93,9 @@ def resumed_run_id(folder: Path, features_version: str, params: dict) -> str | N
             f"features are {features_version}; train anew without --resume"
         )
     saved = extra.get("params", {})
-    growable = ("train.epochs", "train.patience")  # a resume may train longer...
+    growable = ("train.epochs", "train.patience", "train.threads")  # a resume may train longer...
     if params.get("train.schedule") == "onecycle":  # ...but a one-cycle schedule is fitted to its epochs
-        growable = ("train.patience",)
+        growable = ("train.patience", "train.threads")
     changed = sorted(k for k in params if k in saved and saved[k] != params[k] and k not in growable)
     if changed:
         raise ValueError(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import mlflow
 
-from models import tracking
+from models import threads, tracking
 
 log = logging.getLogger("rnnflow.score")
 
@@ -21,6 +21,7 @@ KEEP_LOADED = 4
 
 def load(uri: str):
     """-> (ResolvedModel, pyfunc model); the alias is resolved once, so every row gets one version."""
+    threads.apply()  # --threads / $RNNFLOW_THREADS, else the CPUs shared by the worker's runs
     resolved = tracking.resolve(uri)
     key = (mlflow.get_registry_uri(), resolved.uri, resolved.run_id)
     model = _LOADED.get(key)
