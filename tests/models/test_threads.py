@@ -35,5 +35,6 @@ def test_an_explicit_setting_wins_and_bad_ones_are_one_line(monkeypatch):
         threads.resolve(0)
     monkeypatch.setenv(threads.CONCURRENCY_ENV, "x")
     monkeypatch.delenv(threads.THREADS_ENV)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 8)
     with pytest.raises(ValueError, match=r"\$RNNFLOW_CONCURRENCY='x'"):
         threads.default_threads()
