@@ -8,6 +8,7 @@ import os
 import urllib.error
 import urllib.request
 
+from pipeline import objectstore
 from pipeline.families import family_of
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
@@ -40,10 +41,7 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
             f"--model {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
         )
     if not user_tracking_uri() and layout.remote:
-        raise ValueError(
-            f"the data root {layout.root} is on object storage, which cannot hold MLflow's SQLite store; "
-            "set MLFLOW_TRACKING_URI to an MLflow server (`make stack` starts one)"
-        )
+        raise ValueError(objectstore.no_sqlite(layout.root))
     if not user_tracking_uri() and not layout.mlflow_db.exists():
         raise LookupError(
             f"model {model_uri!r} not found: no MLflow registry at {layout.mlflow_db} yet; "
@@ -56,17 +54,11 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
 
 
 def check_data_root(command: str, data_root: str | None) -> None:
-    """An s3:// data root's bucket answers with these credentials, and a command that needs MLflow has
-    a server to use (SQLite cannot live in a bucket); one line naming the fix if not."""
-    from pipeline import objectstore
-
+    """An s3:// data root's bucket answers with these credentials (resolving the root reaches it), and
+    a command that needs MLflow has a server to use (SQLite cannot live in a bucket); one line if not."""
     layout = Layout.of("names", data_root)
     if command in NEEDS_MLFLOW and layout.remote and not user_tracking_uri():
-        raise ValueError(
-            f"the data root {layout.root} is on object storage, which cannot hold MLflow's SQLite store; "
-            "set MLFLOW_TRACKING_URI to an MLflow server (`make stack` starts one)"
-        )
-    objectstore.check(layout.root)
+        raise ValueError(objectstore.no_sqlite(layout.root))
 
 
 class ServerUnreachable(ConnectionError):

@@ -16,6 +16,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline import objectstore
+
 CHAMPION = "champion"
 # Registry answers that mean "no such model, version or alias" (anything else may be an outage).
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
@@ -37,10 +39,7 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
     if env and env != _DEFAULT_SET:
         uri = env
     elif not isinstance(mlflow_db, Path):  # an s3:// data root: SQLite needs a local disk
-        raise ValueError(
-            f"the data root {mlflow_db.parent} is on object storage, which cannot hold MLflow's SQLite "
-            "store; set MLFLOW_TRACKING_URI to an MLflow server (`make stack` starts one)"
-        )
+        raise ValueError(objectstore.no_sqlite(mlflow_db.parent))
     else:
         mlflow_db.parent.mkdir(parents=True, exist_ok=True)
         uri = _DEFAULT_SET = f"sqlite:///{mlflow_db}"

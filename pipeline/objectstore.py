@@ -48,6 +48,14 @@ def as_path(value: str | os.PathLike):
     return open_path(str(value)) if is_url(value) else Path(value)
 
 
+def no_sqlite(root) -> str:
+    """The one error for an s3:// data root without an MLflow server to log to."""
+    return (
+        f"the data root {root} is on object storage, which cannot hold MLflow's SQLite store; "
+        "set MLFLOW_TRACKING_URI to an MLflow server (`make stack` starts one)"
+    )
+
+
 def endpoint() -> str:
     return os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") or "AWS S3"
 
