@@ -15,7 +15,13 @@ from pipeline.families import family_of
 from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.storage import latest_features, stale_reason, write_drift, write_partition
+from pipeline.storage import (
+    PartitionWriter,
+    commit_partition,
+    latest_features,
+    stale_reason,
+    write_drift,
+)
 
 route_library_logs()
 
@@ -86,24 +92,37 @@ def load_model(kind: str, model_uri: str, data_root: str | None):
 
 
 @task(cache_policy=NO_CACHE)
-def score_rows(kind: str, model, inputs, ds: str, resolved):
-    """-> (the partition's rows, with lineage; the counts the run reports)."""
+def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | None):
+    """-> (the partition, written in full aside; a sample of its rows for drift; the run's counts).
+    Rows are scored and written chunk by chunk, so memory stays bounded on a large input."""
     spec = get_kind(kind)
-    return scorer_of(spec.family).score(model, inputs, spec, ds, resolved)
+    writer = PartitionWriter(Layout.of(kind, data_root), ds)
+    try:
+        sample, counts = scorer_of(spec.family).score(model, inputs, spec, ds, resolved, writer.write)
+        return writer.finish(), sample, counts
+    except BaseException:
+        writer.discard()
+        raise
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def write_predictions(frame, kind: str, data_root: str | None, ds: str) -> str:
-    return str(write_partition(frame, Layout.of(kind, data_root), ds))
+def write_predictions(staged) -> str:
+    """The staged partition in place whole: readers see the previous one or this one."""
+    return str(commit_partition(staged))
 
 
 @task(cache_policy=NO_CACHE)
-def drift_report(kind: str, model, inputs, frame, ds: str, resolved, thresholds, data_root: str | None):
-    """The day against the model's training distributions -> drift/<kind>/ds=<ds>.json."""
+def drift_report(
+    kind: str, model, inputs, sample, rows: int, ds: str, resolved, thresholds, data_root: str | None
+):
+    """The day (or a uniform sample of it) against the model's training distributions ->
+    drift/<kind>/ds=<ds>.json."""
     spec = get_kind(kind)
     limits = drift.thresholds(spec.drift_thresholds, thresholds)
-    report = scorer_of(spec.family).drift(model, inputs, frame, spec, ds, limits)
+    report = scorer_of(spec.family).drift(model, inputs, sample, spec, ds, limits)
     report |= {"kind": kind, "ds": ds, "model_name": resolved.name, "model_version": resolved.version}
+    if sample.height < rows:
+        report |= {"rows_scored": rows, "rows_sampled": sample.height}
     write_drift(report, Layout.of(kind, data_root), ds)
     return report
 
@@ -296,12 +315,14 @@ def score_flow(
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
     inputs, rejected = read_input(kind, input_path, data_root)
     resolved, model = load_model(kind, pinned.uri, data_root)
-    frame, counts = score_rows(kind, model, inputs, ds, resolved)
-    path = write_predictions(frame, kind, data_root, ds)
-    drifted = drift_report(kind, model, inputs, frame, ds, resolved, drift_thresholds, data_root)
+    staged, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root)
+    path = write_predictions(staged)
+    drifted = drift_report(
+        kind, model, inputs, sample, counts["rows"], ds, resolved, drift_thresholds, data_root
+    )
     monitoring_run = log_drift(kind, resolved, ds, drifted, data_root)
     logger = get_run_logger()
-    logger.info("wrote %d rows scored by %s v%d -> %s", frame.height, resolved.name, resolved.version, path)
+    logger.info("wrote %d rows scored by %s v%d -> %s", staged.rows, resolved.name, resolved.version, path)
     if rejected:
         logger.warning("%d input rows failed the %s rules and were not used", rejected, kind)
     report = {

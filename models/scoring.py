@@ -49,7 +49,9 @@ class Scorer:
     """How a family scores a day; registered once per family (models/<family>/__init__.py)."""
 
     read: Callable  # (kind, input_path, layout) -> (inputs, input rows rejected by the rules)
-    score: Callable  # (model, inputs, kind, ds, resolved) -> (partition rows with lineage, counts)
+    # (model, inputs, kind, ds, resolved, sink=None) -> (partition rows with lineage, counts); with a
+    # sink the rows go to sink(frame) chunk by chunk and the frame returned is a sample of them
+    score: Callable
     input_label: Callable  # input_path -> what the run says it read
     evaluate: Callable | None = None  # (kind, layout, labelled file, model_uri) -> report; None: not yet
     drift: Callable | None = None  # (model, inputs, partition rows, kind, ds, limits) -> drift report

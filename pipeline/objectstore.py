@@ -94,6 +94,11 @@ def put_bytes(path, data: bytes) -> None:
     path.fs.pipe_file(path.path, data)
 
 
+def put_file(path, local: Path) -> None:
+    """A local file as one object (s3fs uploads it in parts, completed at once: never seen half)."""
+    path.fs.put_file(str(local), path.path)
+
+
 def remove_tree(path) -> None:
     if is_remote(path):
         with contextlib.suppress(FileNotFoundError):

@@ -1,9 +1,11 @@
-"""Prediction partitions: assemble scored rows with model lineage, replace `ds=YYYY-MM-DD` atomically."""
+"""Prediction partitions: scored rows with model lineage for `ds=YYYY-MM-DD`, and a bounded uniform sample
+of a day scored in chunks (what its drift report is computed on)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
+import numpy as np
 import polars as pl
 
 
@@ -44,3 +46,24 @@ def with_lineage(
         pl.lit(run_id).alias("model_run_id"),
         pl.lit(scored_at).cast(pl.Datetime("us", "UTC")).alias("scored_at"),
     )
+
+
+class RowSample:
+    """A uniform sample of at most `size` of the rows seen so far, over frames given one at a time:
+    each row draws a random key and the `size` smallest keys stay (so memory is bounded by `size`)."""
+
+    KEY = "__sample_key"
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seen, self._kept = size, 0, None
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, frame: pl.DataFrame) -> None:
+        keyed = frame.with_columns(pl.Series(self.KEY, self._rng.random(frame.height)))
+        kept = keyed if self._kept is None else pl.concat([self._kept, keyed])
+        self._kept = kept if kept.height <= self.size else kept.sort(self.KEY).head(self.size)
+        self.seen += frame.height
+
+    @property
+    def frame(self) -> pl.DataFrame | None:
+        return None if self._kept is None else self._kept.drop(self.KEY)

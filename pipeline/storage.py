@@ -9,14 +9,17 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline import objectstore
 from pipeline.layout import Layout
@@ -29,16 +32,21 @@ PART_FILE = "part-0.parquet"  # one file per prediction partition, so replacing 
 # ---------------------------------------------------------------- atomic files
 
 
-@contextlib.contextmanager
-def _aside(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path`, renamed onto it when the block ends without error."""
+def _aside_name(path: Path) -> Path:
+    """A fresh temporary name beside `path` (its folder made); crashed writers' old ones are removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             if now - stale.stat().st_mtime > STALE_TMP_SECONDS:  # a crashed writer's, not a live one's
                 stale.unlink()
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+
+
+@contextlib.contextmanager
+def _aside(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, renamed onto it when the block ends without error."""
+    tmp = _aside_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -222,6 +230,59 @@ def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
 def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
     """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or PUT)."""
     return write_parquet_atomic(frame, layout.prediction_partition(ds) / PART_FILE)
+
+
+@dataclass(frozen=True)
+class StagedPartition:
+    """A day's partition written in full aside, not yet in place: commit_partition puts it there."""
+
+    path: Path  # where it goes: predictions/<kind>/ds=<ds>/part-0.parquet
+    staged: Path  # the local file holding it
+    rows: int
+
+
+class PartitionWriter:
+    """Writes a day's partition chunk by chunk (one row group each) into one local file aside: beside
+    the partition locally (so commit is a rename), in the temp folder for S3 (commit is one upload)."""
+
+    def __init__(self, layout: Layout, ds: str):
+        self.path = layout.prediction_partition(ds) / PART_FILE
+        if objectstore.is_remote(self.path):
+            handle, name = tempfile.mkstemp(prefix="rnnflow-partition-", suffix=".parquet")
+            os.close(handle)
+            self.staged = Path(name)
+        else:
+            self.staged = _aside_name(self.path)
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.staged, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.rows += frame.height
+
+    def finish(self) -> StagedPartition:
+        if self._writer is None:
+            raise ValueError(f"{self.path}: nothing was written; write at least one (empty) frame")
+        self._writer.close()
+        return StagedPartition(self.path, self.staged, self.rows)
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.staged.unlink(missing_ok=True)
+
+
+def commit_partition(staged: StagedPartition) -> Path:
+    """Put a staged partition in place whole: one rename locally, one upload (PUT) on S3."""
+    if objectstore.is_remote(staged.path):
+        objectstore.put_file(staged.path, staged.staged)
+        staged.staged.unlink(missing_ok=True)
+    else:
+        os.replace(staged.staged, staged.path)
+    return staged.path
 
 
 def partition_rows(layout: Layout, ds: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
@@ -82,7 +83,10 @@ def read(kind: PriceKind, input_path: str | None, layout: Layout) -> tuple[pl.Da
     return read_valid([input_path], kind)
 
 
-def score(model, bars: pl.DataFrame, kind: PriceKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:
+def score(
+    model, bars: pl.DataFrame, kind: PriceKind, ds: str, resolved, sink: Callable | None = None
+) -> tuple[pl.DataFrame, dict]:
+    """-> one forecast row per ticker (a day's partition is small: written to sink in one go)."""
     rows = forecast(model, bars, ds, model.unwrap_python_model().lookback)
     frame = with_lineage(rows, resolved.name, resolved.version, resolved.run_id, datetime.now(UTC))
     not_ok = dict(frame.filter(pl.col("status") != "ok").select("ticker", "status").iter_rows())
@@ -94,6 +98,8 @@ def score(model, bars: pl.DataFrame, kind: PriceKind, ds: str, resolved) -> tupl
         "rows_unscored": int(frame["forecast_close"].null_count()),
         "tickers_not_ok": not_ok,
     }
+    if sink is not None:
+        sink(frame)
     return frame, report
 
 

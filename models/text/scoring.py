@@ -4,6 +4,8 @@ Scorer (check the input, read it, score it into a partition)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -14,10 +16,10 @@ from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
 from pipeline import objectstore
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.predictions import assemble
+from pipeline.predictions import RowSample, assemble
 from pipeline.text import profile
 from pipeline.text.rules import scoring_status
-from pipeline.text.sources import read_scoring_input
+from pipeline.text.sources import scan_scoring_input
 
 log = logging.getLogger("rnnflow.score")
 
@@ -62,17 +64,67 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
 # ---------------------------------------------------------------- the text family's scorer
 
 
-def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.DataFrame, int]:
-    """The texts to score (with `id` when given) with the `status` ingest's text rules give them ("ok"
-    or the reason, e.g. too_long), and how many input rows were rejected (none: every row is kept)."""
+CHUNK_ROWS = 100_000  # rows scored at a time: memory stays bounded whatever the input's size
+DRIFT_SAMPLE = 100_000  # a day scored in chunks keeps a uniform sample this big for its drift report
+
+
+def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.LazyFrame, int]:
+    """The texts to score (with `id` when given), lazily: scoring reads them in chunks; and how many
+    input rows were rejected (none: a row that breaks a text rule is kept, with its reason)."""
     aliases = kind.column_aliases.get(kind.text_col, ())
-    inputs = read_scoring_input(objectstore.as_path(input_path), kind.text_col, aliases)
-    return inputs.with_columns(scoring_status(inputs, kind)), 0
+    return scan_scoring_input(objectstore.as_path(input_path), kind.text_col, aliases), 0
 
 
-def score(model, inputs: pl.DataFrame, kind: TextKind, ds: str, resolved) -> tuple[pl.DataFrame, dict]:
+def chunks(inputs: pl.DataFrame | pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
+    """The inputs CHUNK_ROWS at a time, in order; an empty input gives one empty chunk."""
+    if isinstance(inputs, pl.DataFrame):
+        yield from inputs.iter_slices(size) if inputs.height else [inputs]
+        return
+    empty = True
+    for chunk in inputs.collect_batches(chunk_size=size):
+        empty = False
+        yield from chunk.iter_slices(size)  # a batch may hold more rows than asked
+    if empty:
+        yield inputs.clear().collect()
+
+
+def score(
+    model, inputs, kind: TextKind, ds: str, resolved, sink: Callable | None = None
+) -> tuple[pl.DataFrame, dict]:
     """-> the partition's rows (inputs, outputs, `status`, lineage) and the counts the run reports.
-    A row that breaks a text rule gets null outputs and its reason in `status`, never a label."""
+    A row that breaks a text rule gets null outputs and its reason in `status`, never a label.
+
+    With a sink, each chunk's rows go to sink(frame) as they are scored and the frame returned is a
+    uniform sample of at most DRIFT_SAMPLE rows: memory is bounded by the chunk size, not the input."""
+    scored_at = datetime.now(UTC)
+    kept = RowSample(DRIFT_SAMPLE) if sink else None
+    frames, reasons, rows, unscored = [], Counter(), 0, 0
+    for chunk in chunks(inputs, CHUNK_ROWS):
+        if rows:
+            log.info("scored %d rows so far", rows)
+        frame = score_chunk(model, chunk, kind, resolved, scored_at)
+        status = frame["status"]
+        reasons.update(dict(status.filter(status != "ok").value_counts(name="n").iter_rows()))
+        rows, unscored = rows + frame.height, unscored + frame["predicted_label"].null_count()
+        if sink is None:
+            frames.append(frame)
+        else:
+            sink(frame)
+            kept.add(frame)
+    reasons = dict(reasons.most_common())
+    log.info(
+        "scored %d rows (%d unscored%s) with %s v%d",
+        rows,
+        unscored,
+        f": {reasons}" if reasons else "",
+        resolved.name,
+        resolved.version,
+    )
+    result = kept.frame if kept else pl.concat(frames)
+    return result, {"rows": rows, "rows_unscored": unscored, "unscored_reasons": reasons}
+
+
+def score_chunk(model, inputs: pl.DataFrame, kind: TextKind, resolved, scored_at) -> pl.DataFrame:
     if "status" not in inputs.columns:
         inputs = inputs.with_columns(scoring_status(inputs, kind))
     status = inputs["status"]
@@ -87,20 +139,9 @@ def score(model, inputs: pl.DataFrame, kind: TextKind, ds: str, resolved) -> tup
         resolved.name,
         resolved.version,
         resolved.run_id,
-        datetime.now(UTC),
+        scored_at,
     )
-    frame = frame.insert_column(inputs.width - 1 + scored.width, status)  # after the outputs
-    reasons = dict(status.filter(status != "ok").value_counts(sort=True, name="n").iter_rows())
-    unscored = frame["predicted_label"].null_count()
-    log.info(
-        "scored %d rows (%d unscored%s) with %s v%d",
-        frame.height,
-        unscored,
-        f": {reasons}" if reasons else "",
-        resolved.name,
-        resolved.version,
-    )
-    return frame, {"rows": frame.height, "rows_unscored": unscored, "unscored_reasons": reasons}
+    return frame.insert_column(inputs.width - 1 + scored.width, status)  # after the outputs
 
 
 def drift(model, inputs: pl.DataFrame, frame: pl.DataFrame, kind: TextKind, ds: str, limits: dict) -> dict:

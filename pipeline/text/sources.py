@@ -225,18 +225,25 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
 
 def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> pl.DataFrame:
     """Unlabelled Parquet/CSV to score: `id` (optional) and the text as `text_col`, in input order."""
+    return scan_scoring_input(path, text_col, aliases).collect()
+
+
+def scan_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """The scoring input as a lazy frame of `id` (optional) and `text_col`, in input order. Parquet
+    (a file or a folder of them) is scanned, so scoring can read it in chunks; CSV is read whole."""
     column = scoring_text_column(path, text_col, aliases)
     try:
         if path.is_dir():
-            frame = pl.read_parquet(str(path / "**" / "*.parquet"))
+            frame = pl.scan_parquet(str(path / "**" / "*.parquet"))
         elif path.suffix.lower() == ".parquet":
-            frame = pl.read_parquet(str(path))
+            frame = pl.scan_parquet(str(path))
         else:
-            frame = read_delimited(path)
+            frame = read_delimited(path).lazy()
+        names = frame.collect_schema().names()
     except pl.exceptions.PolarsError as err:
         raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
     # `id` is carried as a string whatever the input format, so all partitions share one schema.
-    keep = [pl.col("id").cast(pl.String)] if "id" in frame.columns else []
+    keep = [pl.col("id").cast(pl.String)] if "id" in names else []
     return frame.select(*keep, pl.col(column).cast(pl.String).alias(text_col))
 
 
