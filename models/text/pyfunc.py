@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -59,64 +60,84 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         reference = context.artifacts.get("drift_reference")  # None: packaged before drift reports
         self.drift_reference = json.loads(Path(reference).read_text()) if reference else None
 
-    def encode(self, texts: pd.Series) -> tuple[list[list[int]], pl.DataFrame]:
-        """-> the model's token ids per text, and the cleaned texts."""
+    def encode(self, texts: pd.Series) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+        """-> every text's token ids end to end (flat), each text's count of them, the cleaned texts."""
         frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
         cleaned = frame.select(clean_text(self.kind))
         if self.ngram:  # hashed n-grams of the cleaned text, as in training
-            return ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config), cleaned
+            return (*flatten(ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config)), cleaned)
         pieces = cleaned.select(tokenize(self.kind))["pieces"]
-        ids = [self.tokens.encode(p) if p is not None else [] for p in pieces.to_list()]
-        return ([i[: self.max_tokens] for i in ids] if self.max_tokens else ids), cleaned
+        if self.max_tokens:
+            pieces = pieces.list.head(self.max_tokens)
+        ids = pieces.list.eval(
+            pl.element().replace_strict(self.tokens.index, default=self.tokens.unk_id, return_dtype=pl.Int64)
+        )
+        lengths = ids.list.len().fill_null(0).to_numpy().astype(np.int64)
+        return ids.explode().drop_nulls().to_numpy().astype(np.int64), lengths, cleaned
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        ids, cleaned = self.encode(model_input[self.kind.text_col])
+        flat, lengths, cleaned = self.encode(model_input[self.kind.text_col])
         pad = self.model.config.pad_id
-        probs = score_sequences(self.model, ids, pad, self.batch_size)  # (N, C)
+        probs = score_sequences(self.model, flat, lengths, pad, self.batch_size)  # (N, C)
         if self.blend is not None:
             ngram, share = self.blend
-            grams = ngram_ids(cleaned[self.kind.text_col].to_list(), ngram.config)
+            grams = flatten(ngram_ids(cleaned[self.kind.text_col].to_list(), ngram.config))
             probs = blend.mix(
-                probs, score_sequences(ngram, grams, ngram.config.pad_id, self.batch_size), share
+                probs, score_sequences(ngram, *grams, ngram.config.pad_id, self.batch_size), share
             )
         k = min(TOP_K, probs.shape[1])
         top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
-        empty = np.array([len(i) == 0 for i in ids])
+        empty = lengths == 0
         labels = np.array(self.labels.tokens, dtype=object)
+        top_labels = labels[top].tolist()
+        top_probs = np.take_along_axis(probs, top, axis=1).astype(float).round(6).tolist()
+        for i in np.flatnonzero(empty):
+            top_labels[i], top_probs[i] = [], []
         out = pd.DataFrame(
             {
                 "predicted_label": np.where(empty, None, labels[top[:, 0]]),
-                "probability": np.where(empty, np.nan, probs[np.arange(len(ids)), top[:, 0]]),
-                "top_labels": [[] if e else labels[t].tolist() for e, t in zip(empty, top, strict=True)],
-                "top_probs": [
-                    [] if e else p[t].astype(float).round(6).tolist()
-                    for e, p, t in zip(empty, probs, top, strict=True)
-                ],
+                "probability": np.where(empty, np.nan, probs[np.arange(len(lengths)), top[:, 0]]),
+                "top_labels": top_labels,
+                "top_probs": top_probs,
             }
         )
         if self.kind.positive_label is not None:
             positive = self.labels.index.get(self.kind.positive_label)
-            p = probs[:, positive] if positive is not None else np.zeros(len(ids))  # never predicted
+            p = probs[:, positive] if positive is not None else np.zeros(len(lengths))  # never predicted
             out[POSITIVE_COLUMN] = np.where(empty, np.nan, p).astype(np.float64)
         return out
 
 
+def flatten(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id lists -> (all ids end to end, each list's length)."""
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
 @torch.inference_mode()
 def score_sequences(
-    model: RNNClassifier | NgramClassifier, ids: list[list[int]], pad_id: int, batch_size: int
+    model: RNNClassifier | NgramClassifier,
+    flat: np.ndarray,
+    lengths: np.ndarray,
+    pad_id: int,
+    batch_size: int,
 ) -> np.ndarray:
-    """Probabilities for token-id lists, run in length-sorted batches (little padding), input order kept."""
-    n, classes = len(ids), model.config.num_classes
+    """Probabilities for texts given as flat token ids + lengths, run in length-sorted batches (little
+    padding), input order kept; empty texts get the uniform distribution."""
+    n, classes = len(lengths), model.config.num_classes
     probs = np.full((n, classes), 1.0 / classes, dtype=np.float32)
-    lengths = np.array([len(i) for i in ids], dtype=np.int64)
-    order = [i for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = int(lengths[rows].max())
-        tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
-        for r, i in enumerate(rows):
-            tokens[r, : lengths[i]] = torch.tensor(ids[i])
-        logits, _ = model(tokens, torch.from_numpy(lengths[rows]))
+    starts = np.cumsum(lengths) - lengths  # where each text's ids begin in flat
+    order = np.argsort(lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    for begin in range(0, len(order), batch_size):
+        rows = order[begin : begin + batch_size]
+        lens = lengths[rows]
+        tokens = np.full((len(rows), int(lens.max())), pad_id, dtype=np.int64)  # (B, T)
+        row = np.repeat(np.arange(len(rows)), lens)
+        col = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        tokens[row, col] = flat[np.repeat(starts[rows], lens) + col]
+        logits, _ = model(torch.from_numpy(tokens), torch.from_numpy(lens))
         probs[rows] = torch.softmax(logits, dim=-1).numpy()
     return probs
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 
 from models.scoring import NO_REFERENCE, Scorer, drift_reference
 from models.text.pyfunc import OUTPUT_COLUMNS, POSITIVE_COLUMN
@@ -47,12 +48,15 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
     out = model.predict(frame)
     scored = pl.DataFrame(
         {
-            "predicted_label": pl.Series(
-                [None if pd.isna(v) else v for v in out["predicted_label"]], dtype=pl.String
+            "predicted_label": pl.from_arrow(
+                pa.array(out["predicted_label"].tolist(), pa.large_string(), from_pandas=True)
             ),
             "probability": pl.Series(out["probability"].tolist(), dtype=pl.Float64).fill_nan(None),
-            "top_labels": pl.Series(out["top_labels"].tolist(), dtype=pl.List(pl.String)),
-            "top_probs": pl.Series(out["top_probs"].tolist(), dtype=pl.List(pl.Float64)),
+            # pyarrow converts lists of Python lists in C++, ~10x faster than polars' constructor
+            "top_labels": pl.from_arrow(
+                pa.array(out["top_labels"].tolist(), pa.large_list(pa.large_string()))
+            ),
+            "top_probs": pl.from_arrow(pa.array(out["top_probs"].tolist(), pa.large_list(pa.float64()))),
         }
     ).select(OUTPUT_COLUMNS)
     if POSITIVE_COLUMN not in out.columns:
@@ -95,7 +99,8 @@ def score(
     A row that breaks a text rule gets null outputs and its reason in `status`, never a label.
 
     With a sink, each chunk's rows go to sink(frame) as they are scored and the frame returned is a
-    uniform sample of at most DRIFT_SAMPLE rows: memory is bounded by the chunk size, not the input."""
+    uniform sample of at most DRIFT_SAMPLE rows (the columns drift reads): memory is bounded by the
+    chunk size, not the input."""
     scored_at = datetime.now(UTC)
     kept = RowSample(DRIFT_SAMPLE) if sink else None
     frames, reasons, rows, unscored = [], Counter(), 0, 0
@@ -110,7 +115,7 @@ def score(
             frames.append(frame)
         else:
             sink(frame)
-            kept.add(frame)
+            kept.add(frame.select(kind.text_col, "predicted_label", "probability"))  # what drift reads
     reasons = dict(reasons.most_common())
     log.info(
         "scored %d rows (%d unscored%s) with %s v%d",
