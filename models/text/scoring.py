@@ -80,16 +80,20 @@ def read(kind: TextKind, input_path: str, layout: Layout) -> tuple[pl.LazyFrame,
 
 
 def chunks(inputs: pl.DataFrame | pl.LazyFrame, size: int) -> Iterator[pl.DataFrame]:
-    """The inputs CHUNK_ROWS at a time, in order; an empty input gives one empty chunk."""
+    """The inputs `size` rows at a time, in order; an empty input gives one empty chunk. A lazy input
+    is read one slice per chunk when the scorer asks for it (Parquet skips to the row groups
+    holding it), so nothing is read ahead of the model: memory holds one chunk, whatever the input."""
     if isinstance(inputs, pl.DataFrame):
         yield from inputs.iter_slices(size) if inputs.height else [inputs]
         return
-    empty = True
-    for chunk in inputs.collect_batches(chunk_size=size):
-        empty = False
-        yield from chunk.iter_slices(size)  # a batch may hold more rows than asked
-    if empty:
-        yield inputs.clear().collect()
+    offset = 0
+    while True:
+        chunk = inputs.slice(offset, size).collect()
+        if chunk.height or not offset:
+            yield chunk
+        if chunk.height < size:
+            return
+        offset += size
 
 
 def score(
