@@ -15,6 +15,8 @@ export PYTHONUNBUFFERED := 1
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000
 POOL ?= rnnflow
+# flow runs a worker runs at once; each run's torch threads = CPUs / WORKER_LIMIT (models/threads.py)
+WORKER_LIMIT ?= 2
 TIMEZONE ?= UTC
 STACK_DIR ?= .stack
 # checkout: workers run this folder's code (one machine); git: each run clones this repository at HEAD
@@ -22,7 +24,7 @@ CODE ?= checkout
 # server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
 API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
 
-.PHONY: help install demo test lint format clean server worker deploy mlflow-ui stack stack-down
+.PHONY: help install demo test bench lint format clean server worker deploy mlflow-ui stack stack-down
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +53,9 @@ demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on rea
 test: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~10 min on 2 cores) -> bench/results/<date>.md
+	$(BIN)/python bench/run.py
+
 lint: $(VENV)/.installed-dev ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -63,9 +68,9 @@ server: $(VENV)/.installed-demo ## Prefect server on 127.0.0.1:4200 (PREFECT_POR
 	$(BIN)/python -m flows.preflight
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=), in the foreground
-	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(ROOT_ARG) \
-		$(BIN)/prefect worker start --pool $(POOL) --type process
+worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=, WORKER_LIMIT= runs at once), in the foreground
+	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(ROOT_ARG) RNNFLOW_CONCURRENCY=$(WORKER_LIMIT) \
+		$(BIN)/prefect worker start --pool $(POOL) --type process --limit $(WORKER_LIMIT)
 
 deploy: $(VENV)/.installed-demo ## Register every deployment (DATA_ROOT=, POOL=, TIMEZONE=, CODE=checkout|git)
 	PREFECT_API_URL=$(API_URL) $(BIN)/python deployments/deploy.py --data-root $(ROOT_ARG) --pool $(POOL) --timezone $(TIMEZONE) --code $(CODE)
