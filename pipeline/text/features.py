@@ -31,7 +31,9 @@ class FeatureConfig:
     min_freq: int = 1  # tokens seen fewer times in train map to <unk>
     max_vocab: int | None = None
     max_tokens: int | None = None  # longer sequences keep their first max_tokens tokens
-    batch_size: int = 64  # only for the padding statistics in the manifest
+    # the training batch the shards are cut for: the padding statistics in the manifest, and a floor of
+    # 2 batches of rows per bucket on average (small batches cost as many steps as full ones)
+    batch_size: int = 64
 
     @classmethod
     def for_kind(cls, kind: TextKind, **settings) -> FeatureConfig:
@@ -51,6 +53,12 @@ class FeatureConfig:
             raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+
+def bucket_count(rows: int, cfg: FeatureConfig) -> int:
+    """At most max_buckets, and few enough that a bucket averages two batches: a GRU step costs
+    nearly as much for 8 rows as for 64, so many thin buckets would be slower than padding."""
+    return max(1, min(cfg.max_buckets, rows // (2 * cfg.batch_size)))
 
 
 def tokenize(kind: TextKind) -> pl.Expr:
@@ -105,7 +113,7 @@ def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = N
     encoded = encoded.filter(pl.col("length") > 0)
 
     lengths = encoded.get_column("length").to_numpy()
-    bounds = fit_boundaries(lengths, cfg.max_buckets)
+    bounds = fit_boundaries(lengths, bucket_count(len(lengths), cfg))
     encoded = encoded.with_columns(pl.Series("bucket", assign_bucket(lengths, bounds)))
 
     data_hash = storage.fingerprint(rows.select(kind.text_col, kind.label_col, "split"))

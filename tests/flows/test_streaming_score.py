@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import score_flow
 from models.text import scoring as text_scoring
 from pipeline.predictions import RowSample
+from tests.conftest import make_surnames, train_tiny_names
 
 DS = "2026-11-05"
 
@@ -21,25 +22,16 @@ DS = "2026-11-05"
 def root(tmp_path_factory, prefect_api):
     """A data root with one tiny names model, champion."""
     root = tmp_path_factory.mktemp("streaming") / "data"
-    from tests.conftest import make_surnames
-
-    csv = root.parent / "surnames.csv"
-    csv.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in make_surnames()))
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.setenv("RNNFLOW_DATA_ROOT", str(root))
-        ingest_flow("names", [str(csv)], str(root))
-        features_flow("names", str(root), max_buckets=4)
-        train_flow("names", str(root), epochs=1, reference=False, model_options={"hidden_size": 16})
-        yield root
+        train_tiny_names(root)
+    return root
 
 
 @pytest.fixture
 def day(tmp_path):
     """330 names to score, 3 of them breaking a text rule."""
-    from tests.conftest import make_surnames
-
     names = [*[s for s, _ in make_surnames(110, seed=1)][:327], "", "x" * 500, "Bad\x07Name"]
     path = tmp_path / "day.parquet"
     pl.DataFrame({"id": range(len(names)), "surname": names}).write_parquet(path)

@@ -100,3 +100,13 @@ def test_build_features_writes_shards_vocab_and_manifest(surnames_csv, data_root
 def test_features_without_bronze_says_what_to_run(data_root):
     with pytest.raises(FileNotFoundError, match="rnnflow ingest names"):
         build_features(NAMES, Layout.of("names", data_root))
+
+
+def test_buckets_average_two_batches_of_rows_at_least():
+    from pipeline.text.features import bucket_count
+
+    assert bucket_count(2_500, FeatureConfig()) == 19  # the IMDB reviews: 2500 // (2 * 64)
+    assert bucket_count(100_000, FeatureConfig()) == 32  # large data: max_buckets decides
+    assert bucket_count(100_000, FeatureConfig(max_buckets=4)) == 4
+    assert bucket_count(10, FeatureConfig()) == 1
+    assert bucket_count(1_000, FeatureConfig(batch_size=16)) == 31
