@@ -53,7 +53,7 @@ demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on rea
 test: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~10 min on 2 cores) -> bench/results/<date>.md
+bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~12 min on 2 cores) -> bench/results/<date>.md
 	$(BIN)/python bench/run.py
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check

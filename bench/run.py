@@ -1,5 +1,5 @@
 """Every speed and memory goal measured side by side on the demo's real data, in one run:
-padding, scoring, ingest, orchestration, contention, GPU. `make bench` runs it in full (about 10 min
+padding, scoring, ingest, orchestration, contention, GPU. `make bench` runs it in full (about 12 min
 on 2 cores); `--quick` sizes it for CI. Writes bench/results/<date>.json and .md (the README's table).
 
 Usage: python bench/run.py [--quick] [--out bench/results] [--sections padding,scoring,...]
