@@ -10,6 +10,8 @@ DATA_ROOT ?= data
 ROOT_ARG = $(if $(findstring ://,$(DATA_ROOT)),$(DATA_ROOT),$(abspath $(DATA_ROOT)))
 TEST_WORKERS ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# a new ephemeral API creates its database first: ~15 s on 2 idle cores, past Prefect's 20 s when busy
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PYTHONUNBUFFERED := 1
 
 PREFECT_PORT ?= 4200

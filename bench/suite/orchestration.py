@@ -54,6 +54,8 @@ def run(bench: Bench) -> dict:
     home = bench.work / "prefect-home"
     os.environ["PREFECT_HOME"] = str(home)  # a fresh ephemeral API, as on a new machine
     os.environ.pop("PREFECT_API_URL", None)
+    # creating the database takes ~15 s on 2 idle cores; Prefect gives up after 20 s by default
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     began = time.perf_counter()
     out = child(
         "demo",
