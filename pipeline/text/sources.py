@@ -223,14 +223,10 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
     return found[0]
 
 
-def read_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Unlabelled Parquet/CSV to score: `id` (optional) and the text as `text_col`, in input order."""
-    return scan_scoring_input(path, text_col, aliases).collect()
-
-
 def scan_scoring_input(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> pl.LazyFrame:
-    """The scoring input as a lazy frame of `id` (optional) and `text_col`, in input order. Parquet
-    (a file or a folder of them) is scanned, so scoring can read it in chunks; CSV is read whole."""
+    """Unlabelled Parquet/CSV to score, as a lazy frame of `id` (optional) and `text_col`, in input
+    order. Parquet (a file or a folder of them) is scanned, so scoring reads it in chunks; CSV is
+    read whole."""
     column = scoring_text_column(path, text_col, aliases)
     try:
         if path.is_dir():
