@@ -99,6 +99,19 @@ def put_file(path, local: Path) -> None:
     path.fs.put_file(str(local), path.path)
 
 
+def client():
+    """A boto3 S3 client with the same AWS_* settings, for what s3fs does not offer (conditional PUTs)."""
+    import boto3
+
+    url = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") or None
+    return boto3.client("s3", endpoint_url=url)
+
+
+def copy(source, target) -> None:
+    """One object copied inside the store (CopyObject: the target appears whole)."""
+    source.fs.copy(source.path, target.path)
+
+
 def remove_tree(path) -> None:
     if is_remote(path):
         with contextlib.suppress(FileNotFoundError):
