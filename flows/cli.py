@@ -217,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ds", required=True, help="partition date, YYYY-MM-DD")
     p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
     p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write an empty partition for an input with no rows (default: fail, keeping the day as it was)",
+    )
+    p.add_argument(
         "--drift-threshold",
         action="append",
         default=[],
@@ -297,7 +302,9 @@ def run(args: argparse.Namespace) -> dict:
         settings = {n: getattr(args, n) for n in flags}
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":
-        return kind_flows.score_flow(args.kind, args.input, args.ds, args.model, root, thresholds)
+        return kind_flows.score_flow(
+            args.kind, args.input, args.ds, args.model, root, thresholds, args.allow_empty
+        )
     if args.command == "evaluate":
         return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())

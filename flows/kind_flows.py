@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
@@ -10,18 +11,12 @@ from flows import artifacts, checks, route_library_logs
 from flows.retry import io_task_options
 from models.config import TrainConfig, train_config
 from models.launch import torchrun
-from pipeline import drift
+from pipeline import commit, drift
 from pipeline.families import family_of
 from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
-from pipeline.storage import (
-    PartitionWriter,
-    commit_partition,
-    latest_features,
-    stale_reason,
-    write_drift,
-)
+from pipeline.storage import PART_FILE, PartitionWriter, latest_features, score_commit, stale_reason
 
 route_library_logs()
 
@@ -71,10 +66,20 @@ def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_option
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def read_input(kind: str, input_path: str | None, data_root: str | None):
-    """-> (the rows to score, how many input rows the kind's rules rejected)."""
+def read_input(kind: str, input_path: str | None, ds: str, data_root: str | None, allow_empty: bool):
+    """-> (the rows to score, how many input rows the kind's rules rejected); an input with no row to
+    score fails, leaving the day's partition as it is, unless allow_empty."""
     spec = get_kind(kind)
-    return scorer_of(spec.family).read(spec, input_path, Layout.of(kind, data_root))
+    inputs, rejected = scorer_of(spec.family).read(spec, input_path, Layout.of(kind, data_root))
+    rows = inputs.height if hasattr(inputs, "height") else inputs.select(pl.len()).collect().item()
+    if rows == 0 and not allow_empty:
+        what = f"{input_path}" if input_path else f"the ingested {kind}"
+        why = f"all {rejected} rows failed the {kind} rules" if rejected else "it holds no rows"
+        raise ValueError(
+            f"{what}: nothing to score ({why}); the partition ds={ds} is left as it was "
+            "(pass --allow-empty to write an empty partition)"
+        )
+    return inputs, rejected
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
@@ -87,44 +92,48 @@ def load_model(kind: str, model_uri: str, data_root: str | None):
     from models import scoring, tracking
 
     layout = Layout.of(kind, data_root)
+    scorer_of(get_kind(kind).family)  # the family's code, which the loader builds the model from
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return scoring.load(model_uri)
 
 
 @task(cache_policy=NO_CACHE)
 def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | None):
-    """-> (the partition, written in full aside; a sample of its rows for drift; the run's counts).
-    Rows are scored and written chunk by chunk, so memory stays bounded on a large input."""
-    spec = get_kind(kind)
-    writer = PartitionWriter(Layout.of(kind, data_root), ds)
+    """-> (the day's commit, its partition staged; a sample of its rows for drift; the run's counts).
+    Rows are scored and written chunk by chunk, so memory stays bounded on a large input; what a
+    killed scoring left under the data root's .staging/ is cleared first."""
+    spec, layout = get_kind(kind), Layout.of(kind, data_root)
+    commit.recover(layout.root)
+    day = score_commit(layout, ds)
+    writer = PartitionWriter(day, layout, ds)
     try:
         sample, counts = scorer_of(spec.family).score(model, inputs, spec, ds, resolved, writer.write)
-        return writer.finish(), sample, counts
+        writer.finish()
+        return day, sample, counts
     except BaseException:
         writer.discard()
         raise
 
 
-@task(cache_policy=NO_CACHE, **io_task_options())
-def write_predictions(staged) -> str:
-    """The staged partition in place whole: readers see the previous one or this one."""
-    return str(commit_partition(staged))
-
-
 @task(cache_policy=NO_CACHE)
-def drift_report(
-    kind: str, model, inputs, sample, rows: int, ds: str, resolved, thresholds, data_root: str | None
-):
-    """The day (or a uniform sample of it) against the model's training distributions ->
-    drift/<kind>/ds=<ds>.json."""
+def drift_report(kind: str, model, inputs, sample, rows: int, ds: str, resolved, thresholds):
+    """The day (or a uniform sample of it) against the model's training distributions."""
     spec = get_kind(kind)
     limits = drift.thresholds(spec.drift_thresholds, thresholds)
     report = scorer_of(spec.family).drift(model, inputs, sample, spec, ds, limits)
     report |= {"kind": kind, "ds": ds, "model_name": resolved.name, "model_version": resolved.version}
     if sample.height < rows:
         report |= {"rows_scored": rows, "rows_sampled": sample.height}
-    write_drift(report, Layout.of(kind, data_root), ds)
     return report
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())
+def publish_day(day, report: dict, kind: str, ds: str, data_root: str | None) -> str:
+    """The partition and its drift report in place together: readers see the previous pair or this one."""
+    layout = Layout.of(kind, data_root)
+    day.write_json(report, layout.drift_report(ds))
+    day.apply()
+    return str(layout.prediction_partition(ds) / PART_FILE)
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the tracking store may be a remote server
@@ -303,6 +312,7 @@ def score_flow(
     model_uri: str | None = None,
     data_root: str | None = None,
     drift_thresholds: dict | None = None,
+    allow_empty: bool = False,
 ) -> dict:
     """Score with models:/<name>@champion into predictions/<kind>/ds=<ds> (replaced on re-run).
 
@@ -310,19 +320,24 @@ def score_flow(
     its reason in `status`. Prices forecast the next close per ticker from the bars up to ds of the
     input file, or of everything ingested when input_path is None. Every day gets a drift report
     (drift/<kind>/ds=<ds>.json, a table artifact, an MLflow monitoring run); an `alert` ends the
-    run Completed in a state named Drift. drift_thresholds: {"metric": [warn, alert]} over the kind's."""
+    run Completed in a state named Drift. drift_thresholds: {"metric": [warn, alert]} over the kind's.
+    The partition and its drift report are published together; an input with no row to score fails
+    and leaves the day as it was, unless allow_empty."""
     spec = get_kind(kind)
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
-    inputs, rejected = read_input(kind, input_path, data_root)
+    inputs, rejected = read_input(kind, input_path, ds, data_root, allow_empty)
     resolved, model = load_model(kind, pinned.uri, data_root)
-    staged, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root)
-    path = write_predictions(staged)
-    drifted = drift_report(
-        kind, model, inputs, sample, counts["rows"], ds, resolved, drift_thresholds, data_root
-    )
+    day, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root)
+    try:
+        rows = counts["rows"]
+        drifted = drift_report(kind, model, inputs, sample, rows, ds, resolved, drift_thresholds)
+        path = publish_day(day, drifted, kind, ds, data_root)
+    except BaseException:
+        day.discard()
+        raise
     monitoring_run = log_drift(kind, resolved, ds, drifted, data_root)
     logger = get_run_logger()
-    logger.info("wrote %d rows scored by %s v%d -> %s", staged.rows, resolved.name, resolved.version, path)
+    logger.info("wrote %d rows scored by %s v%d -> %s", rows, resolved.name, resolved.version, path)
     if rejected:
         logger.warning("%d input rows failed the %s rules and were not used", rejected, kind)
     report = {

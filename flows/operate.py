@@ -60,6 +60,7 @@ def score_day(
     timezone: str = "UTC",
     days_back: int = 0,
     drift_thresholds: dict | None = None,
+    allow_empty: bool = False,
 ):
     """Score one day into predictions/<kind>/ds=<ds>/ (replaced, never appended).
 
@@ -67,7 +68,8 @@ def score_day(
     today from yesterday's close, the last bar there is then, whether the run is on time or late).
     A text kind whose incoming/<kind>/ds=<ds>/ folder is missing or
     holds no Parquet file is skipped: the run ends in a Completed state named "Skipped" that says which
-    folder it expected, and no partition is written (an empty one would pass for "scored, 0 rows").
+    folder it expected, and no partition is written (an empty one would pass for "scored, 0 rows");
+    an input with no rows fails, leaving the day as it was, unless allow_empty.
     """
     if ds is None:
         ds = (date.fromisoformat(scheduled_date(timezone)) - timedelta(days=days_back)).isoformat()
@@ -80,7 +82,7 @@ def score_day(
         result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
         return Completed(name="Skipped", message=reason, data=result)
     # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
-    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds)
+    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds, allow_empty)
     if isinstance(report, State):  # a drift alert: scored and written, and the run's state says Drift
         return Completed(
             name="Drift",

@@ -1,7 +1,13 @@
-"""Ingest: sources -> validated, de-duplicated bronze Parquet batch + quarantine batch + report."""
+"""Ingest: sources -> validated, de-duplicated bronze Parquet batch + quarantine batch + report.
+
+One ingest of a kind commits at a time (a lock on the data root), so the duplicate rule holds across
+concurrent runs; a batch (bronze, quarantine, its record under batches/) appears whole or not at all,
+and sources already committed are not ingested twice: the re-run reports the committed batch."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import uuid
@@ -11,11 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import objectstore, storage
+from pipeline import commit, locks, objectstore, storage
 from pipeline.families import family_of
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
-from pipeline.sources import LINEAGE, SourceError
+from pipeline.sources import LINEAGE, MALFORMED, SourceError
 
 log = logging.getLogger("rnnflow.ingest")
 
@@ -31,6 +37,7 @@ class IngestReport:
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     bronze_path: str | None = None
     quarantine_path: str | None = None
+    already_ingested: bool = False  # these sources were committed before: this is that batch's report
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,16 +73,38 @@ def load_sources(
         log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
     extras = getattr(kind, "extra_columns", ())  # e.g. reviews' rating: null where a source has none
     frames = [
-        f.with_columns(pl.lit(None, pl.Int64).alias(c) for c in extras if c not in f.columns) for f in frames
+        f.with_columns(pl.lit(None, pl.String).alias(c) for c in extras if c not in f.columns) for f in frames
     ]
+    if any(MALFORMED in f.columns for f in frames):  # a file with malformed rows was read record by record
+        frames = [
+            f if MALFORMED in f.columns else f.with_columns(pl.lit(False).alias(MALFORMED)) for f in frames
+        ]
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def validate(raw: pl.DataFrame, kind: Kind) -> pl.LazyFrame:
+    """The kind's rules, after the format's: a malformed row (extra field, open quote) is malformed_row."""
+    checked = kind.validate(raw.lazy())
+    if MALFORMED not in raw.columns:
+        return checked
+    return checked.with_columns(
+        pl.when(pl.col(MALFORMED)).then(pl.lit(MALFORMED)).otherwise("reason").alias("reason")
+    ).drop(MALFORMED)
 
 
 def read_valid(sources: list[str], kind: Kind) -> tuple[pl.DataFrame, int]:
     """Sources -> their good rows (cleaned, typed) and how many were bad; nothing is written."""
-    checked = kind.validate(load_sources(sources, kind).lazy()).collect()
+    checked = validate(load_sources(sources, kind), kind).collect()
     good = checked.filter(pl.col("reason").is_null()).select(kind.good_columns())
     return good, checked.height - good.height
+
+
+def fingerprint(raw: pl.DataFrame, kind: Kind, text_col: str | None, label_col: str | None) -> str:
+    """What makes two ingests the same batch: the kind, the column choices, every raw row and its lineage."""
+    digest = hashlib.sha256(json.dumps([kind.name, text_col, label_col, raw.columns]).encode())
+    for chunk in raw.iter_slices(500_000):
+        digest.update(chunk.write_csv(include_header=False).encode())
+    return digest.hexdigest()
 
 
 def split_good_bad(
@@ -86,8 +115,10 @@ def split_good_bad(
         pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
     ]
     seen = storage.scan_parquet_dir(layout.bronze)
-    checked = mark_duplicates(kind.validate(raw.lazy()), list(kind.key_columns), seen)
-    checked = checked.with_columns(lineage).collect()
+    checked = mark_duplicates(validate(raw, kind), list(kind.key_columns), seen).with_columns(lineage)
+    checked = storage.collect_named(
+        checked, lambda: sorted(layout.bronze.rglob("*.parquet")), storage.bronze_fix(layout)
+    )
     batch = [*LINEAGE, "ingest_batch_id", "ingested_at"]
     good = checked.filter(pl.col("reason").is_null()).select(*kind.good_columns(), *batch)
     bad = checked.filter(pl.col("reason").is_not_null()).select(*kind.bad_columns(), "reason", *batch)
@@ -109,26 +140,39 @@ def ingest(
     """
     if not sources:
         raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
-    now = now or datetime.now(UTC)
-    batch_id = batch_id or new_batch_id(now)
+    commit.recover(layout.root)  # what a killed run left: its commit finished, or its staging removed
     raw = load_sources(sources, kind, text_col, label_col)
-    good, bad = split_good_bad(raw, kind, layout, batch_id, now)
-    report = IngestReport(
-        kind=kind.name,
-        batch_id=batch_id,
-        rows_in=raw.height,
-        rows_ok=good.height,
-        rows_quarantined=bad.height,
-        reasons=dict(bad.group_by("reason").len().sort("reason").iter_rows()),
-        per_source=_per_source(good, bad),
-    )
-    assert report.rows_in == report.rows_ok + report.rows_quarantined, "row conservation broken"
-    if good.height:
-        path = storage.write_parquet_atomic(good, layout.bronze / f"{batch_id}.parquet")
-        report.bronze_path = str(path)
-    if bad.height:
-        path = storage.write_parquet_atomic(bad, layout.quarantine / f"{batch_id}.parquet")
-        report.quarantine_path = str(path)
+    key = fingerprint(raw, kind, text_col, label_col)
+    lock = f"ingest-{kind.name}"
+    with locks.hold(layout.root, lock):  # one ingest of a kind at a time: duplicates are checked
+        commit.finish_crashed(layout.root, lock)  # against every batch committed before this one
+        done = committed_batch(layout, key)
+        if done is not None:
+            log.info("batch %s: these sources were ingested already; nothing new", done.batch_id)
+            return done
+        now = now or datetime.now(UTC)
+        batch_id = batch_id or new_batch_id(now)
+        good, bad = split_good_bad(raw, kind, layout, batch_id, now)
+        report = IngestReport(
+            kind=kind.name,
+            batch_id=batch_id,
+            rows_in=raw.height,
+            rows_ok=good.height,
+            rows_quarantined=bad.height,
+            reasons=dict(bad.group_by("reason").len().sort("reason").iter_rows()),
+            per_source=_per_source(good, bad),
+        )
+        assert report.rows_in == report.rows_ok + report.rows_quarantined, "row conservation broken"
+        with commit.Commit(layout.root, lock) as batch:
+            if good.height:
+                batch.write_parquet(good, layout.bronze / f"{batch_id}.parquet")
+            if bad.height:
+                batch.write_parquet(bad, layout.quarantine / f"{batch_id}.parquet")
+            batch.write_json(
+                {"fingerprint": key, "report": report.as_dict()}, layout.batches / f"{key[:32]}.json"
+            )
+            batch.apply(held=True)
+    report = _with_paths(report, layout)
     log.info(
         "batch %s: %s in, %s ok, %s quarantined %s",
         batch_id,
@@ -138,6 +182,29 @@ def ingest(
         report.reasons or "",
     )
     return report
+
+
+def _with_paths(report: IngestReport, layout: Layout) -> IngestReport:
+    """Where the batch's files are under this data root (a copied root reports its own)."""
+    bronze, quarantine = (f / f"{report.batch_id}.parquet" for f in (layout.bronze, layout.quarantine))
+    report.bronze_path = str(bronze) if report.rows_ok else None
+    report.quarantine_path = str(quarantine) if report.rows_quarantined else None
+    return report
+
+
+def committed_batch(layout: Layout, key: str) -> IngestReport | None:
+    """The report of the batch these sources were committed as, while its bronze is still there."""
+    record = layout.batches / f"{key[:32]}.json"
+    if not record.exists():
+        return None
+    data = storage.read_json(record, "delete it; the sources are then ingested as a new batch")
+    if data.get("fingerprint") != key:
+        return None
+    report = IngestReport(**data["report"])
+    if report.rows_ok and not (layout.bronze / f"{report.batch_id}.parquet").exists():
+        return None  # its bronze batch was removed: ingest the sources anew
+    report.already_ingested = True
+    return _with_paths(report, layout)
 
 
 def _per_source(good: pl.DataFrame, bad: pl.DataFrame) -> dict[str, dict[str, int]]:

@@ -27,12 +27,14 @@ class TextKind:
     repair_cp1252: bool = False  # C1 code points that are Windows-1252 punctuation -> that punctuation
     labels: tuple[str, ...] | None = None  # allowed labels (others: unknown_label); None = any
     label_aliases: dict[str, str] = field(default_factory=dict)  # e.g. pos -> positive
+    label_case: str = "keep"  # free label sets: "keep", "title" (` irish ` -> Irish) or "lower"
     positive_label: str | None = None  # binary kinds: scoring adds this class's probability
     min_freq: int = 1  # feature default: rarer tokens map to <unk>
     max_tokens: int | None = None  # feature default: longer texts keep their first max_tokens
     rnn_layers: int = 1  # model default: stacked recurrent layers
     column_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()  # optional integer columns kept in bronze (null when absent)
+    extra_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # others: invalid_<column>
     drift_thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # over pipeline/drift.py's
 
     family = "text"  # which feature builder, model and scorer serve this kind
@@ -68,6 +70,7 @@ NAMES = TextKind(
     tokenizer="chars",
     max_chars=64,
     rnn_layers=2,  # short texts: a second layer costs little (+0.6 points test accuracy, issue 11)
+    label_case="title",  # nationalities and countries: ` irish `, `IRISH` and `Irish` are one class
     column_aliases={"surname": ("name", "last_name"), "nationality": ("label", "language")},
 )
 
@@ -88,6 +91,7 @@ REVIEWS = TextKind(
     max_tokens=400,  # the first 400 tokens: reviews state their verdict early and often
     column_aliases={"review": ("text",), "sentiment": ("label",)},
     extra_columns=("rating",),  # aclImdb's 1-10 star rating, from the file name
+    extra_ranges={"rating": (1, 10)},
 )
 
 

@@ -42,6 +42,10 @@ class Layout:
         return self.root / "quarantine" / self.kind
 
     @property
+    def batches(self) -> Path:  # <fingerprint>.json per committed ingest batch: its report, for re-runs
+        return self.root / "batches" / self.kind
+
+    @property
     def features(self) -> Path:  # versioned feature sets + LATEST pointer
         return self.root / "features" / self.kind
 

@@ -1,19 +1,21 @@
 """Everything under the data root, local or s3://: atomic Parquet/JSON writes, bronze scans, feature-set
-versions (folder, manifest, `LATEST`, pruning), shards and prediction partitions. Locally a file is
-written aside and renamed; on S3 (no rename) each file is one object written by one PUT."""
+versions (folder, manifest, `LATEST`, pruning), shards and prediction partitions. Files readers glob
+(bronze, quarantine, predictions, drift) are published by pipeline.commit; a single file elsewhere is
+written aside and renamed locally, one PUT on S3. A file that cannot be read fails naming it (CorruptFile)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,26 +23,41 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipeline import objectstore
+from pipeline import locks, objectstore
+from pipeline.commit import Commit
 from pipeline.layout import Layout
+from pipeline.owner import Owner
 
 STALE_TMP_SECONDS = 3600
 KEEP_VERSIONS = 3  # feature-set versions kept per kind; older ones are pruned after a switch-over
 PART_FILE = "part-0.parquet"  # one file per prediction partition, so replacing it is a single rename
+VERSION = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")  # a feature-set version, as new_feature_version names it
+
+
+class CorruptFile(ValueError):
+    """A file of the data root or of a model that exists but cannot be read; says which and what to do."""
+
+
+def corrupt(path, what: str, err: BaseException | str, fix: str) -> CorruptFile:
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return CorruptFile(f"{path}: not a readable {what} ({detail[:200]}); {fix}")
 
 
 # ---------------------------------------------------------------- atomic files
 
 
 def _aside_name(path: Path) -> Path:
-    """A fresh temporary name beside `path` (its folder made); crashed writers' old ones are removed."""
+    """A fresh temporary name beside `path` (its folder made), naming its writer; what crashed writers
+    left beside it is removed (a live writer's is not)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        owner = Owner.parse(stale.name.removesuffix(".tmp").rsplit(".", 1)[-1].rsplit("-", 1)[0])
+        gone = owner.alive() is False if owner else False
         with contextlib.suppress(FileNotFoundError):
-            if now - stale.stat().st_mtime > STALE_TMP_SECONDS:  # a crashed writer's, not a live one's
+            if gone or now - stale.stat().st_mtime > STALE_TMP_SECONDS:
                 stale.unlink()
-    return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    return path.parent / f".{path.name}.{Owner.me().token}-{uuid.uuid4().hex[:12]}.tmp"
 
 
 @contextlib.contextmanager
@@ -91,12 +108,39 @@ def read_text(path: Path) -> str:
     return path.read_text()
 
 
-def read_json(path: Path) -> dict:
-    return json.loads(read_text(path))
+DAMAGED = "it is damaged: restore it, or delete it and re-create it"
 
 
-def read_parquet(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    return pl.read_parquet(str(path), columns=columns)  # polars reads s3:// itself (AWS_* settings)
+def read_json(path: Path, fix: str = DAMAGED) -> dict:
+    try:
+        data = json.loads(read_text(path))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise corrupt(path, "JSON file", err, fix) from None
+    if not isinstance(data, dict):
+        raise corrupt(path, "JSON object", f"found a {type(data).__name__}", fix)
+    return data
+
+
+def read_parquet(path: Path, columns: list[str] | None = None, fix: str = DAMAGED) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(str(path), columns=columns)  # polars reads s3:// itself (AWS_* settings)
+    except (pl.exceptions.ComputeError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise corrupt(path, "Parquet file", err, fix) from None
+
+
+def collect_named(frame: pl.LazyFrame, files: Callable[[], list], fix: str) -> pl.DataFrame:
+    """Collect a scan of several Parquet files; a damaged one fails naming it (polars does not)."""
+    try:
+        return frame.collect()
+    except (pl.exceptions.ComputeError, OSError) as err:
+        for path in files():
+            try:
+                pq.read_metadata(str(path) if not objectstore.is_remote(path) else path.open("rb"))
+            except Exception as bad:  # the first unreadable file is the one to name
+                raise corrupt(path, "Parquet file", bad, fix) from None
+        raise corrupt(files()[0] if files() else "?", "Parquet scan", err, fix) from None
 
 
 # ---------------------------------------------------------------- bronze
@@ -115,6 +159,13 @@ def bronze_batches(layout: Layout) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*.parquet")) if folder.exists() else []
 
 
+def bronze_fix(layout: Layout) -> str:
+    return (
+        f"move that batch out of {layout.bronze} (its rows are then no longer ingested) and ingest its "
+        "source again"
+    )
+
+
 def read_bronze(layout: Layout, key: list[str], columns: list[str]) -> pl.DataFrame:
     """All bronze batches of a kind, the first ingested copy of each key, in ingest order."""
     bronze = scan_parquet_dir(layout.bronze)
@@ -123,12 +174,12 @@ def read_bronze(layout: Layout, key: list[str], columns: list[str]) -> pl.DataFr
             f"no bronze data for kind {layout.kind!r} under {layout.bronze}; "
             f"run `rnnflow ingest {layout.kind} SOURCE...` first"
         )
-    return (
+    scan = (
         bronze.sort(["ingested_at", "ingest_batch_id", "source_file", "source_row"])
         .unique(key, keep="first", maintain_order=True)
         .select(columns)
-        .collect()
     )
+    return collect_named(scan, lambda: sorted(layout.bronze.rglob("*.parquet")), bronze_fix(layout))
 
 
 # ---------------------------------------------------------------- feature-set versions
@@ -147,6 +198,20 @@ def new_feature_version(layout: Layout, data_hash: str) -> tuple[str, Path, date
     return version, layout.features / version, created
 
 
+def one_build_at_a_time(build: Callable) -> Callable:
+    """For a family's build_features(kind, layout, cfg): one build of a kind at a time (a lock on the
+    data root), and what a crashed build left (a version folder without its manifest) removed first."""
+
+    @functools.wraps(build)
+    def locked(kind, layout: Layout, cfg=None) -> dict:
+        with locks.hold(layout.root, f"features-{layout.kind}"):
+            for orphan in unpublished_versions(layout.features):
+                objectstore.remove_tree(orphan)
+            return build(kind, layout, cfg)
+
+    return locked
+
+
 def publish_features(layout: Layout, manifest: dict) -> dict:
     """Write the manifest into its version folder, then switch LATEST to it, then prune old versions:
     a reader following LATEST never sees a half-written feature set. -> the manifest as read back."""
@@ -157,22 +222,48 @@ def publish_features(layout: Layout, manifest: dict) -> dict:
     return manifest
 
 
+def _version_folders(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if VERSION.match(p.name) and p.is_dir())
+
+
+def unpublished_versions(folder: Path) -> list[Path]:
+    """Version folders without a manifest: a build that stopped before publishing (call under the
+    kind's features lock, so that none of them is being built)."""
+    return [p for p in _version_folders(folder) if not (p / "manifest.json").exists()]
+
+
 def prune_versions(folder: Path, keep: int) -> None:
-    versions = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for old in versions[:-keep]:
+    """Keep the newest `keep` published versions (a folder without a manifest never counts)."""
+    published = [p for p in _version_folders(folder) if (p / "manifest.json").exists()]
+    for old in published[:-keep]:
         objectstore.remove_tree(old)
 
 
+def features_fix(layout: Layout) -> str:
+    return f"re-run `rnnflow features {layout.kind}`"
+
+
 def latest_features(layout: Layout) -> tuple[Path, dict]:
-    """The current feature set's folder and manifest."""
+    """The current feature set's folder and manifest; LATEST must name a version of this folder."""
     pointer = layout.features / "LATEST"
     if not pointer.exists():
         raise FileNotFoundError(
             f"no features for kind {layout.kind!r} under {layout.features}; "
             f"run `rnnflow features {layout.kind}` first"
         )
-    folder = layout.features / read_json(pointer)["version"]
-    return folder, read_json(folder / "manifest.json")
+    version = read_json(pointer, features_fix(layout)).get("version")
+    if not isinstance(version, str) or not VERSION.match(version):
+        raise CorruptFile(
+            f"{pointer}: names {str(version)[:80]!r}, which is not a feature-set version of "
+            f"{layout.features} (like 20261207T101500123456Z-1a2b3c4d); {features_fix(layout)}"
+        )
+    folder = layout.features / version
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        raise CorruptFile(f"{pointer}: names {version}, which has no {manifest}; {features_fix(layout)}")
+    return folder, read_json(manifest, features_fix(layout))
 
 
 def stale_reason(layout: Layout) -> str | None:
@@ -227,32 +318,32 @@ def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
     return {"tokens": tokens, "lengths": lengths, "labels": frame["label_id"].to_numpy()}
 
 
+def score_commit(layout: Layout, ds: str) -> Commit:
+    """A day's partition and its drift report, published together (one scoring of a day at a time)."""
+    return Commit(layout.root, lock=f"score-{layout.kind}-{ds}")
+
+
 def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
-    """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or PUT)."""
-    return write_parquet_atomic(frame, layout.prediction_partition(ds) / PART_FILE)
-
-
-@dataclass(frozen=True)
-class StagedPartition:
-    """A day's partition written in full aside, not yet in place: commit_partition puts it there."""
-
-    path: Path  # where it goes: predictions/<kind>/ds=<ds>/part-0.parquet
-    staged: Path  # the local file holding it
-    rows: int
+    """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or copy)."""
+    path = layout.prediction_partition(ds) / PART_FILE
+    with score_commit(layout, ds) as commit:
+        commit.write_parquet(frame, path)
+        commit.apply()
+    return path
 
 
 class PartitionWriter:
-    """Writes a day's partition chunk by chunk (one row group each) into one local file aside: beside
-    the partition locally (so commit is a rename), in the temp folder for S3 (commit is one upload)."""
+    """Writes a day's partition chunk by chunk (one row group each) into one file staged by `commit`
+    (under the data root's .staging/, never in the partition's folder); commit.apply() publishes it."""
 
-    def __init__(self, layout: Layout, ds: str):
-        self.path = layout.prediction_partition(ds) / PART_FILE
-        if objectstore.is_remote(self.path):
+    def __init__(self, commit: Commit, layout: Layout, ds: str):
+        self.commit, self.path = commit, layout.prediction_partition(ds) / PART_FILE
+        if objectstore.is_remote(self.path):  # written locally, uploaded to the bucket's staging at finish
             handle, name = tempfile.mkstemp(prefix="rnnflow-partition-", suffix=".parquet")
             os.close(handle)
             self.staged = Path(name)
         else:
-            self.staged = _aside_name(self.path)
+            self.staged = commit.path(self.path)
         self.rows = 0
         self._writer: pq.ParquetWriter | None = None
 
@@ -263,38 +354,43 @@ class PartitionWriter:
         self._writer.write_table(table)
         self.rows += frame.height
 
-    def finish(self) -> StagedPartition:
+    def finish(self) -> int:
+        """-> rows written; the file is staged, complete (uploaded to the bucket's staging on S3)."""
         if self._writer is None:
             raise ValueError(f"{self.path}: nothing was written; write at least one (empty) frame")
         self._writer.close()
-        return StagedPartition(self.path, self.staged, self.rows)
+        if objectstore.is_remote(self.path):
+            self.commit.add_file(self.staged, self.path)
+        return self.rows
 
     def discard(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        self.staged.unlink(missing_ok=True)
-
-
-def commit_partition(staged: StagedPartition) -> Path:
-    """Put a staged partition in place whole: one rename locally, one upload (PUT) on S3."""
-    if objectstore.is_remote(staged.path):
-        objectstore.put_file(staged.path, staged.staged)
-        staged.staged.unlink(missing_ok=True)
-    else:
-        os.replace(staged.staged, staged.path)
-    return staged.path
+        if objectstore.is_remote(self.path):
+            self.staged.unlink(missing_ok=True)
+        self.commit.discard()
 
 
 def partition_rows(layout: Layout, ds: str) -> int | None:
     """Rows in a day's prediction partition (None: not written)."""
     path = layout.prediction_partition(ds) / PART_FILE
-    return pl.scan_parquet(str(path)).select(pl.len()).collect().item() if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return pl.scan_parquet(str(path)).select(pl.len()).collect().item()
+    except (pl.exceptions.ComputeError, OSError) as err:
+        fix = f"re-score that day: rnnflow score {layout.kind} --ds {ds}"
+        raise corrupt(path, "Parquet file", err, fix) from None
 
 
 def write_drift(report: dict, layout: Layout, ds: str) -> Path:
-    return write_json_atomic(report, layout.drift_report(ds))
+    with score_commit(layout, ds) as commit:
+        commit.write_json(report, layout.drift_report(ds))
+        commit.apply()
+    return layout.drift_report(ds)
 
 
 def read_drift(layout: Layout, ds: str) -> dict | None:
     path = layout.drift_report(ds)
-    return read_json(path) if path.exists() else None
+    fix = f"re-score that day: rnnflow score {layout.kind} --ds {ds} ..."
+    return read_json(path, fix) if path.exists() else None

@@ -16,7 +16,7 @@ def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream
     from models import jobs, scoring, threads, tracking
     from pipeline.kinds import get_kind
     from pipeline.layout import Layout
-    from pipeline.storage import PartitionWriter, commit_partition, write_partition
+    from pipeline.storage import PartitionWriter, score_commit, write_partition
 
     threads.apply()
     spec, layout = get_kind(kind), Layout.of(kind, root)
@@ -26,9 +26,11 @@ def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream
     began = time.perf_counter()
     inputs, _ = scorer.read(spec, input_path, layout)
     if stream:
-        writer = PartitionWriter(layout, ds)
+        day = score_commit(layout, ds)
+        writer = PartitionWriter(day, layout, ds)
         _, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write)
-        commit_partition(writer.finish())
+        writer.finish()
+        day.apply()
     else:  # everything in memory, then one write: what scoring did before it streamed
         frame, counts = scorer.score(model, inputs.collect(), spec, ds, resolved)
         write_partition(frame, layout, ds)

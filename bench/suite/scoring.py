@@ -61,7 +61,7 @@ def pipeline_vs_bare(bench: Bench, kind: str, path: Path, model_key: str | None 
     from models.jobs import scorer_of
     from pipeline.kinds import get_kind
     from pipeline.layout import Layout
-    from pipeline.storage import PartitionWriter, commit_partition
+    from pipeline.storage import PartitionWriter, score_commit
 
     spec, layout = get_kind(kind), Layout.of(kind, bench.root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
@@ -70,9 +70,11 @@ def pipeline_vs_bare(bench: Bench, kind: str, path: Path, model_key: str | None 
 
     def pipeline() -> dict:
         inputs, _ = scorer.read(spec, str(path), layout)
-        writer = PartitionWriter(layout, "2026-11-01")
+        day = score_commit(layout, "2026-11-01")
+        writer = PartitionWriter(day, layout, "2026-11-01")
         _, counts = scorer.score(model, inputs, spec, "2026-11-01", resolved, writer.write)
-        commit_partition(writer.finish())
+        writer.finish()
+        day.apply()
         return counts
 
     seconds, counts = timed(pipeline)

@@ -214,7 +214,9 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
         test_start,
     )
     if manifest["tickers_too_short"]:
-        log.warning("tickers with too little history for one window: %s", manifest["tickers_too_short"])
+        short = manifest["tickers_too_short"]
+        shown = [t if len(t) <= 20 else t[:20] + "..." for t in short[:20]]
+        log.warning("%d ticker(s) with too little history for one window: %s", len(short), shown)
     return manifest
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime
+
 import polars as pl
 
 from pipeline.kinds import PriceKind
@@ -19,6 +22,9 @@ def parse_date(col: str) -> pl.Expr:
     return pl.coalesce([text.str.strptime(pl.Date, fmt, strict=False) for fmt in DATE_FORMATS])
 
 
+# Upper-case letters, digits and . - = ^ (BRK-B, BRK.B, ^GSPC, EURUSD=X), at most 20: no path separators,
+# no control or replacement characters, nothing that cannot be a file name.
+TICKER = r"^[A-Z0-9^][A-Z0-9.=^-]{0,19}$"
 GROUPED = r"^\d{1,3}(,\d{3})+(\.\d+)?$"  # 1,234,567.5: commas only as whole thousands groups
 
 
@@ -35,7 +41,12 @@ def _blank(col: str) -> pl.Expr:
     return pl.col(f"raw_{col}").is_null() | (pl.col(f"raw_{col}").str.strip_chars() == "")
 
 
-def reason() -> pl.Expr:
+def safe_name(ticker: str) -> str:
+    """A ticker as part of a file name (plots): bronze from before the ticker rule may hold anything."""
+    return re.sub(r"[^A-Za-z0-9.=^-]", "_", ticker)[:40] or "_"
+
+
+def reason(today: date) -> pl.Expr:
     """The first rule a bar breaks, or null for a good bar (the order is the order of checks)."""
     h, low, c, v = (pl.col(x) for x in ("high", "low", "close", "volume"))
     unparseable = pl.any_horizontal(
@@ -44,10 +55,14 @@ def reason() -> pl.Expr:
     return (
         pl.when(pl.col("ticker").is_null() | (pl.col("ticker") == ""))
         .then(pl.lit("missing_ticker"))
+        .when(~pl.col("ticker").str.contains(TICKER))
+        .then(pl.lit("invalid_ticker"))
         .when(_blank("date"))
         .then(pl.lit("missing_date"))
         .when(pl.col("date").is_null())
         .then(pl.lit("unparseable_date"))
+        .when(pl.col("date") > today)
+        .then(pl.lit("future_date"))
         .when(pl.any_horizontal([_blank(x) for x in REQUIRED_NUMBERS]))
         .then(pl.lit("missing_value"))
         .when(unparseable)
@@ -67,8 +82,10 @@ def reason() -> pl.Expr:
     )
 
 
-def validate(raw: pl.LazyFrame, kind: PriceKind) -> pl.LazyFrame:
-    """Raw string bars -> typed bars (ticker upper-cased) + raw_* copies + `reason`; nothing dropped."""
+def validate(raw: pl.LazyFrame, kind: PriceKind, today: date | None = None) -> pl.LazyFrame:
+    """Raw string bars -> typed bars (ticker upper-cased) + raw_* copies + `reason`; nothing dropped.
+    A bar dated after `today` (UTC, by default) is a future_date: no market has closed it yet."""
+    today = today or datetime.now(UTC).date()
     columns = ("ticker", "date", *kind.numeric_columns)
     return (
         raw.with_columns(pl.col(c).alias(f"raw_{c}") for c in columns)
@@ -77,5 +94,5 @@ def validate(raw: pl.LazyFrame, kind: PriceKind) -> pl.LazyFrame:
             parse_date("date").alias("date"),
             *(parse_number(c).alias(c) for c in kind.numeric_columns),
         )
-        .with_columns(reason())
+        .with_columns(reason(today))
     )

@@ -13,7 +13,7 @@ import polars as pl
 
 from pipeline import objectstore
 from pipeline.kinds import PriceKind
-from pipeline.sources import SourceError, read_delimited
+from pipeline.sources import MALFORMED, SourceError, read_delimited
 
 SUFFIXES = (".csv", ".tsv", ".parquet")
 OUTPUT = ("ticker", "date", "open", "high", "low", "close", "volume", "adj_close")
@@ -65,6 +65,8 @@ def read_price_file(path: Path, kind: PriceKind, frame: pl.DataFrame | None = No
         pl.col(chosen[c]).cast(pl.String).alias(c) if c in chosen else pl.lit(None, pl.String).alias(c)
         for c in OUTPUT[1:]
     ]
+    if MALFORMED in frame.columns:
+        exprs.append(pl.col(MALFORMED))
     return frame.select(exprs).with_columns(
         pl.lit(str(path)).alias("source_file"),
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"),

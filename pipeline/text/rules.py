@@ -28,10 +28,38 @@ def clean_text(kind: TextKind) -> pl.Expr:
 
 
 def clean_label(kind: TextKind) -> pl.Expr:
-    label = pl.col(kind.label_col).str.strip_chars()
-    if kind.labels is None:
-        return label
-    return label.str.to_lowercase().replace(kind.label_aliases)
+    """Stripped, inner runs of spaces made one; a free label set is cased by the kind's label_case
+    (names: title, so ` irish `, `IRISH` and `Irish` are one class); a fixed set (reviews) is
+    lower-cased, then its aliases applied."""
+    label = pl.col(kind.label_col).str.strip_chars().str.replace_all(r" {2,}", " ")
+    if kind.labels is not None:
+        return label.str.to_lowercase().replace(kind.label_aliases)
+    cases = {"keep": label, "title": label.str.to_titlecase(), "lower": label.str.to_lowercase()}
+    if kind.label_case not in cases:
+        raise ValueError(f"kind {kind.name!r}: label_case {kind.label_case!r}; choose one of {sorted(cases)}")
+    return cases[kind.label_case]
+
+
+def extra_values(kind: TextKind) -> list[pl.Expr]:
+    """Optional integer columns (reviews' rating): the raw value kept in raw_<col>, the number in <col>."""
+    out = []
+    for col in kind.extra_columns:
+        raw = pl.col(col).cast(pl.String).str.strip_chars()
+        out += [raw.alias(f"raw_{col}"), raw.cast(pl.Int64, strict=False).alias(col)]
+    return out
+
+
+def extra_rules(kind: TextKind) -> list[tuple[pl.Expr, str]]:
+    """invalid_<col>: a given value that is not a whole number in the kind's range (never nulled silently)."""
+    rules = []
+    for col in kind.extra_columns:
+        raw, value = pl.col(f"raw_{col}"), pl.col(col)
+        low, high = kind.extra_ranges.get(col, (None, None))
+        bad = value.is_null()
+        if low is not None:
+            bad = bad | (value < low) | (value > high)
+        rules.append((raw.is_not_null() & (raw != "") & bad, f"invalid_{col}"))
+    return rules
 
 
 def normalise(kind: TextKind) -> list[pl.Expr]:
@@ -49,6 +77,7 @@ def normalise(kind: TextKind) -> list[pl.Expr]:
             .replace_strict(SPLIT_ALIASES, default="invalid", return_dtype=pl.String)
         )
         .alias("split"),
+        *extra_values(kind),
     ]
 
 
@@ -80,10 +109,11 @@ def reason(kind: TextKind) -> pl.Expr:
     label_rules = [
         (pl.lit(kind.label_required) & missing_label & labelled, "missing_label"),
         (label.str.contains(REPLACEMENT_CHAR, literal=True).fill_null(False), "undecodable_bytes"),
+        (label.str.contains(CONTROL_CHARS).fill_null(False), "control_characters"),
         (unknown, "unknown_label"),
         (pl.col("split") == "invalid", "invalid_split"),
     ]
-    return first_broken(text_rules(kind) + label_rules).alias("reason")
+    return first_broken(text_rules(kind) + label_rules + extra_rules(kind)).alias("reason")
 
 
 def scoring_status(texts: pl.DataFrame, kind: TextKind) -> pl.Series:

@@ -11,7 +11,7 @@ import polars as pl
 
 from pipeline import objectstore
 from pipeline.kinds import TextKind
-from pipeline.sources import SourceError, read_delimited
+from pipeline.sources import MALFORMED, SourceError, read_delimited
 from pipeline.splits import UNSUP
 
 SPLIT_COL = "split"
@@ -96,11 +96,11 @@ def _select_kind_columns(
     ]
     if SPLIT_COL not in chosen:
         exprs.append(pl.lit(None, dtype=pl.String).alias(SPLIT_COL))
-    for extra in kind.extra_columns:
+    for extra in kind.extra_columns:  # as given: the kind's rules parse and check them
         src = pl.col(chosen[extra]) if extra in chosen else pl.lit(None)
-        if extra in chosen and frame.schema[chosen[extra]] == pl.String:
-            src = src.str.strip_chars()
-        exprs.append(src.cast(pl.Int64, strict=False).alias(extra))
+        exprs.append(src.cast(pl.String).alias(extra))
+    if MALFORMED in frame.columns:
+        exprs.append(pl.col(MALFORMED))
     return frame.select(exprs).with_columns(
         pl.lit(str(path)).alias("source_file"),
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"),
@@ -182,8 +182,9 @@ def _dir_frame(kind: TextKind, texts, labels, splits, sources, rows) -> pl.DataF
         },
     )
     # only aclImdb's <id>_<rating>.txt names give a rating; 0 marks an unrated (unsup) review
-    rating = pl.col("source_file").str.extract(ACL_FILE_NAME).cast(pl.Int64, strict=False).replace(0, None)
-    extras = [(rating if c == "rating" else pl.lit(None, pl.Int64)).alias(c) for c in kind.extra_columns]
+    rating = pl.col("source_file").str.extract(ACL_FILE_NAME).str.strip_chars_start("0")
+    rating = pl.when(rating != "").then(rating)  # 0 (or 00): aclImdb's unrated
+    extras = [(rating if c == "rating" else pl.lit(None, pl.String)).alias(c) for c in kind.extra_columns]
     return frame.select(
         kind.text_col,
         kind.label_col,
@@ -195,7 +196,8 @@ def _dir_frame(kind: TextKind, texts, labels, splits, sources, rows) -> pl.DataF
 
 
 def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()) -> str:
-    """Check a scoring input from its header alone; -> the column holding the text (or an alias)."""
+    """Check a scoring input from its header alone, with ingest's column rules; -> the column holding
+    the text (or an alias), which must hold strings, as ingest requires."""
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory; pass an existing .parquet/.csv file")
     try:
@@ -203,15 +205,16 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
             files = sorted(path.rglob("*.parquet"))
             if not files:
                 raise SourceError(f"{path}: folder holds no .parquet file to score")
-            columns = list(pl.read_parquet_schema(str(files[0])))
+            schema = dict(pl.read_parquet_schema(str(files[0])))
         elif path.suffix.lower() == ".parquet":
-            columns = list(pl.read_parquet_schema(str(path)))
+            schema = dict(pl.read_parquet_schema(str(path)))
         elif path.suffix.lower() in (".csv", ".tsv"):
-            columns = read_delimited(path, n_rows=0).columns
+            schema = dict.fromkeys(read_delimited(path, n_rows=0).columns, pl.String)
         else:
             raise SourceError(f"{path}: score input must be .parquet, .csv, .tsv or a Parquet folder")
     except (pl.exceptions.PolarsError, OSError) as err:
         raise SourceError(f"{path}: cannot be read: {err}".splitlines()[0]) from None
+    columns = list(schema)
     by_name = {c.strip().lower(): c for c in reversed(columns)}  # as ingest: case-insensitive
     found = [by_name[c.lower()] for c in (text_col, *aliases) if c.lower() in by_name]
     if not found:
@@ -219,6 +222,11 @@ def scoring_text_column(path: Path, text_col: str, aliases: tuple[str, ...] = ()
         raise SourceError(
             f"{path}: missing column {text_col!r}; found columns {columns}; "
             f"expected {names} and optionally 'id'"
+        )
+    dtype = schema[found[0]]
+    if dtype not in (pl.String, pl.Categorical, pl.Null) and not isinstance(dtype, pl.Enum):
+        raise SourceError(
+            f"{path}: column {found[0]!r} holds {dtype}, not text; expected {text_col!r} as strings"
         )
     return found[0]
 

@@ -49,7 +49,10 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, text: str) -> Vocabulary:
-        obj = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> Vocabulary:
         return cls(tokens=obj["tokens"], specials=tuple(obj["specials"]))
 
     def sha256(self) -> str:

@@ -123,11 +123,16 @@ def test_score_writes_a_partition_with_model_version_on_every_row(trained, tmp_p
     assert hive.select(pl.col("ds").cast(pl.String).unique()).collect().item() == "2026-11-01"
 
 
-def test_score_zero_rows_writes_an_empty_partition(trained, tmp_path):
+def test_an_input_with_no_rows_fails_and_keeps_the_day_unless_allow_empty(trained, tmp_path):
     root, _ = trained
-    csv = tmp_path / "empty.csv"
-    csv.write_text("id,surname\n")
-    out = score_flow("names", str(csv), "2026-11-04", data_root=str(root))
+    full, empty = tmp_path / "full.csv", tmp_path / "empty.csv"
+    full.write_text("id,surname\n1,Carmarov\n2,Belski\n")
+    empty.write_text("id,surname\n")
+    path = score_flow("names", str(full), "2026-11-04", data_root=str(root))["path"]
+    with pytest.raises(ValueError, match=r"nothing to score .* left as it was .*--allow-empty"):
+        score_flow("names", str(empty), "2026-11-04", data_root=str(root))
+    assert pl.read_parquet(path)["id"].to_list() == ["1", "2"]  # the day's partition is untouched
+    out = score_flow("names", str(empty), "2026-11-04", data_root=str(root), allow_empty=True)
     assert out["rows"] == 0
     assert pl.read_parquet(out["path"]).columns[:3] == ["id", "surname", "predicted_label"]
 

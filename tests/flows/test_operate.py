@@ -39,10 +39,10 @@ def test_a_backfill_of_days_without_input_is_named_skipped(root):
 
 
 def test_a_backfill_run_again_replaces_each_day_and_keeps_one_version(root, monkeypatch):
-    import mlflow
+    from models import packaging
 
-    loads, real = [], mlflow.pyfunc.load_model
-    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri, **kw: loads.append(uri) or real(uri, **kw))
+    loads, real = [], packaging.load
+    monkeypatch.setattr(packaging, "load", lambda uri: loads.append(uri) or real(uri))
     days = {"2026-07-01": 2, "2026-07-02": 3}
     for ds, n in days.items():
         path = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"

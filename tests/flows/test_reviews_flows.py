@@ -88,5 +88,5 @@ def test_score_adds_the_positive_probability(reviews_trained, tmp_path):
 
     empty = tmp_path / "empty.csv"
     empty.write_text("id,review\n")
-    out = score_flow("reviews", str(empty), "2026-11-06", data_root=str(root))
+    out = score_flow("reviews", str(empty), "2026-11-06", data_root=str(root), allow_empty=True)
     assert "positive_probability" in pl.read_parquet(out["path"]).columns

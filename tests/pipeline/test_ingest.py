@@ -122,15 +122,31 @@ def test_bad_rows_are_quarantined_with_reasons_and_rows_are_conserved(tmp_path, 
     assert quarantine.filter(pl.col("reason") == "invalid_split")["split"].to_list() == ["invalid"]
 
 
-def test_reingesting_the_same_file_quarantines_duplicates_not_doubles(surnames_csv, data_root):
+def test_the_same_rows_from_another_file_are_quarantined_as_duplicates_not_doubled(
+    surnames_csv, tmp_path, data_root
+):
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(surnames_csv.read_bytes())
     first = ingest([str(surnames_csv)], NAMES, layout(data_root))
-    second = ingest([str(surnames_csv)], NAMES, layout(data_root))
+    second = ingest([str(copy)], NAMES, layout(data_root))
     assert first.rows_ok == first.rows_in > 0
     assert second.rows_ok == 0
     assert second.reasons == {"duplicate": second.rows_in}
     assert second.bronze_path is None
     total = pl.scan_parquet(layout(data_root).bronze / "*.parquet").select(pl.len()).collect().item()
     assert total == first.rows_ok
+
+
+def test_ingesting_the_same_sources_again_reports_the_committed_batch(surnames_csv, data_root):
+    first = ingest([str(surnames_csv)], NAMES, layout(data_root))
+    again = ingest([str(surnames_csv)], NAMES, layout(data_root))
+    assert again.already_ingested and not first.already_ingested
+    assert (again.batch_id, again.rows_ok, again.rows_quarantined) == (
+        first.batch_id,
+        first.rows_ok,
+        first.rows_quarantined,
+    )
+    assert len(list(layout(data_root).bronze.glob("*.parquet"))) == 1
 
 
 def test_wrong_columns_name_file_found_and_expected(tmp_path, data_root):
@@ -177,13 +193,7 @@ def test_unreadable_or_non_text_sources_fail_with_the_file_named(tmp_path, data_
     empty.write_text("")
     numeric = tmp_path / "numeric.parquet"
     pl.DataFrame({"surname": [1.0, 2.5], "nationality": ["A", "B"]}).write_parquet(numeric)
-    ragged = tmp_path / "ragged.csv"
-    ragged.write_text("surname,nationality\nSmith,English,extra,more\n")
-    for path, expected in (
-        (empty, "empty"),
-        (numeric, "holds Float64, not text"),
-        (ragged, "cannot be read"),
-    ):
+    for path, expected in ((empty, "empty"), (numeric, "holds Float64, not text")):
         with pytest.raises(SourceError) as err:
             ingest([str(path)], NAMES, layout(data_root))
         assert str(path) in str(err.value) and expected in str(err.value)

@@ -123,7 +123,10 @@ def test_each_bad_bar_is_quarantined_with_its_reason_and_rows_are_conserved(tmp_
     assert bad.filter(pl.col("reason") == "duplicate")["source_row"].to_list() == [3]
     good = pl.read_parquet(report.bronze_path)
     assert good.filter(pl.col("date") == date(2021, 1, 14))["volume"].to_list() == [1200.0]
-    again = ingest([str(path)], PRICES, layout)  # the same bars again: the 3 good ones are in bronze
+    copy = tmp_path / "again" / path.name  # another file (same ticker): not the committed batch
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    again = ingest([str(copy)], PRICES, layout)  # the same bars again: the 3 good ones are in bronze
     assert again.rows_ok == 0 and again.reasons["duplicate"] == 3 + 1
 
 
