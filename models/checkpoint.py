@@ -67,8 +67,23 @@ def latest(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def torch_error(err: BaseException) -> str:
+    """torch.load's error in a few words, without its advice to load with weights_only=False (which
+    would let a file run code: never the fix here)."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if "weights only" in text.lower() or "weights_only" in text.lower():
+        return f"{type(err).__name__}: not a file of tensors only, refused"
+    return text[:160]
+
+
 def load(path: Path) -> dict:
-    return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
+    try:
+        return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except Exception as err:  # truncated (zip) or not a checkpoint; never torch's weights_only=False advice
+        fix = "delete it to resume from the one before, or train without --resume"
+        raise storage.corrupt(path, "checkpoint", torch_error(err), fix) from None
 
 
 def clear(folder: Path) -> None:

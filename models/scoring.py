@@ -1,4 +1,5 @@
-"""Batch scoring with a registered pyfunc: resolve the URI to a pinned version, then load it."""
+"""Batch scoring with a registered pyfunc: resolve the URI to a pinned version, then load it (with
+models.packaging.load: nothing stored is executed)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import mlflow
 
-from models import threads, tracking
+from models import packaging, threads, tracking
 
 log = logging.getLogger("rnnflow.score")
 
@@ -26,9 +27,7 @@ def load(uri: str):
     key = (mlflow.get_registry_uri(), resolved.uri, resolved.run_id)
     model = _LOADED.get(key)
     if model is None:
-        # the requirement check compares the model's (unpinned) pip requirements with this environment:
-        # it can never find a mismatch, and costs ~1.5 s of package scanning per process
-        model = mlflow.pyfunc.load_model(resolved.uri, suppress_warnings=True)
+        model = packaging.load(resolved.uri)  # the installed code + the version's data files
         while len(_LOADED) >= KEEP_LOADED:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[key] = model

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# rnnflow loads models with models.packaging.load; any other load through MLflow refuses pickles too
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
 
 import mlflow
 from mlflow.exceptions import MlflowException

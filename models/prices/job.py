@@ -14,12 +14,12 @@ import pandas as pd
 import polars as pl
 import torch
 
-from models import plots, tracking
+from models import packaging, plots, tracking
 from models.batching import BucketBatches
 from models.job import Job, run
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
-from models.prices.pyfunc import INPUT_COLUMNS, PriceForecasterPyfunc, signature
+from models.prices.pyfunc import ENTRY, INPUT_COLUMNS, signature
 from models.prices.rnn import RNNRegressor, RNNRegressorConfig
 from models.run_scope import Launch, Scope
 from models.train import FitResult, Objective, TrainConfig, fit
@@ -34,6 +34,7 @@ from pipeline.prices.features import (
     scale_inputs,
     window_arrays,
 )
+from pipeline.prices.rules import safe_name
 from pipeline.splits import SPLITS
 
 log = logging.getLogger("rnnflow.job")
@@ -192,7 +193,7 @@ class PriceJob(Job):
         reference = profile.build_reference(self.train.raw, val_forecast / self.val.last - 1)
         return log_pyfunc(
             work,
-            PriceForecasterPyfunc(),
+            ENTRY,
             self.model,
             spec,
             {},
@@ -260,7 +261,7 @@ def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float
 def champion_rmse(kind: PriceKind, version: int, val: Windows) -> float | None:
     """A registered version's RMSE on these validation windows (None: it cannot be loaded or applied)."""
     try:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{kind.model_name}/{version}").unwrap_python_model()
+        pyfunc = packaging.load(f"models:/{kind.model_name}/{version}").unwrap_python_model()
         if pyfunc.lookback > val.raw.shape[1]:
             raise ValueError(f"its lookback {pyfunc.lookback} exceeds these windows' {val.raw.shape[1]}")
         forecast = pyfunc.forecast_windows(val.raw)
@@ -290,7 +291,7 @@ def _log_reports(work, history, test: Windows, forecast, ours, naive, manifest) 
             "model": regression_metrics(actual, fc, last),
             "persistence": regression_metrics(actual, last, last),
         }
-        name = f"forecast_{ticker}.png"
+        name = f"forecast_{safe_name(ticker)}.png"
         plots.forecast_vs_actual(ticker, part["target_date"].to_list(), actual, fc, last, work / name)
         mlflow.log_artifact(str(work / name), artifact_path="plots")
     (work / "regression_report.json").write_text(json.dumps(report, indent=2))

@@ -5,7 +5,6 @@ It carries the weights, the model config and the training-period scaler, so scor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -15,6 +14,8 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, Schema
 
+from models import packaging
+from models.packaging import load_weights, read_json
 from models.prices.rnn import RNNRegressor, RNNRegressorConfig
 from pipeline.prices.features import BARS, decode_target, scale_inputs
 
@@ -26,10 +27,9 @@ class PriceForecasterPyfunc(mlflow.pyfunc.PythonModel):
     """Input: bars (ticker, date, open, high, low, close, volume). Output: one row per ticker."""
 
     def load_context(self, context) -> None:
-        spec = json.loads(Path(context.artifacts["spec"]).read_text())
-        self.load(spec, torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
-        reference = context.artifacts.get("drift_reference")  # None: packaged before drift reports
-        self.drift_reference = json.loads(Path(reference).read_text()) if reference else None
+        self.load(read_json(context, "spec"), load_weights(context))
+        has_reference = "drift_reference" in context.artifacts  # not: packaged before drift reports
+        self.drift_reference = read_json(context, "drift_reference") if has_reference else None
 
     def load(self, spec: dict, state: dict) -> None:
         self.lookback, self.scaler = int(spec["lookback"]), spec["scaler"]
@@ -88,3 +88,7 @@ def signature() -> ModelSignature:
             ]
         ),
     )
+
+
+ENTRY = Path(__file__).with_name("rnnflow_price_model.py")  # the models-from-code file MLflow stores
+packaging.register_entry(ENTRY, PriceForecasterPyfunc)

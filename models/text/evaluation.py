@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from models import plots, tracking
+from models import packaging, plots, tracking
 from models.metrics import classification_metrics, report_table
 from models.text import scoring
 from pipeline.ingest import read_valid
@@ -35,10 +35,10 @@ def evaluate_text(kind: TextKind, layout: Layout, input_path: str, model_uri: st
     texts, truth = rows[kind.text_col], rows[kind.label_col].to_list()
     client = MlflowClient()
     version = client.get_model_version(pinned.name, str(pinned.version))
-    predicted = {"model": _labels(mlflow.pyfunc.load_model(pinned.uri), texts, kind)}
+    predicted = {"model": _labels(packaging.load(pinned.uri), texts, kind)}
     reference_uri = client.get_run(pinned.run_id).data.tags.get("reference_model_uri")
     if reference_uri:
-        predicted["reference"] = _labels(mlflow.pyfunc.load_model(reference_uri), texts, kind)
+        predicted["reference"] = _labels(packaging.load(reference_uri), texts, kind)
     majority = pl.Series(truth).mode().sort()[0]
     predicted["majority"] = [majority] * len(truth)
 

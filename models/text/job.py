@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from models import plots, tracking
+from models import packaging, plots, tracking
 from models.batching import BucketBatches
 from models.job import Job, run
 from models.metrics import classification_metrics, majority_baseline, report_table
@@ -322,7 +322,7 @@ def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict
     """Accuracy of a registered version on this feature set's validation split (None: cannot load)."""
     val = split_texts(folder, manifest, "val")
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{kind.model_name}/{version}")
+        model = packaging.load(f"models:/{kind.model_name}/{version}")
     except Exception as err:  # an old or broken version must not block a new one
         log.warning("champion v%d could not be loaded to re-score it (%s); it will be replaced", version, err)
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from pathlib import Path
 
 import mlflow
@@ -15,7 +14,8 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
-from models.packaging import log_pyfunc
+from models import packaging
+from models.packaging import load_weights, log_pyfunc, read_json
 from models.text import blend
 from models.text.ngram import NgramClassifier, NgramConfig, ngram_ids
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
@@ -36,29 +36,27 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
     binary kinds the positive class's probability (null for empty texts)."""
 
     def load_context(self, context) -> None:
-        spec = json.loads(Path(context.artifacts["spec"]).read_text())
+        spec = read_json(context, "spec")
         known = {f.name for f in dataclasses.fields(TextKind)} - {"column_aliases"}  # fields may come/go
         self.kind = TextKind(**{k: v for k, v in spec["kind"].items() if k in known})
         self.max_tokens = spec.get("max_tokens")
-        self.tokens = Vocabulary.from_json(Path(context.artifacts["vocab_tokens"]).read_text())
-        self.labels = Vocabulary.from_json(Path(context.artifacts["vocab_labels"]).read_text())
+        self.tokens = Vocabulary.from_dict(read_json(context, "vocab_tokens"))
+        self.labels = Vocabulary.from_dict(read_json(context, "vocab_labels"))
         self.ngram = spec.get("model_type") == "ngram"
         if self.ngram:
             self.model = NgramClassifier(NgramConfig(**spec["model"]))
         else:
             self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
-        state = torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(load_weights(context))
         self.model.eval()
         self.blend = None  # (n-gram model, its share): the RNN blended with its n-gram reference
         if spec.get("blend"):
             ngram = NgramClassifier(NgramConfig(**spec["blend"]["model"]))
-            weights = context.artifacts["blend_weights"]
-            ngram.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            ngram.load_state_dict(load_weights(context, "blend_weights"))
             self.blend = (ngram.eval(), float(spec["blend"]["share"]))
         self.batch_size = int(spec.get("score_batch_size", 512))
-        reference = context.artifacts.get("drift_reference")  # None: packaged before drift reports
-        self.drift_reference = json.loads(Path(reference).read_text()) if reference else None
+        has_reference = "drift_reference" in context.artifacts  # not: packaged before drift reports
+        self.drift_reference = read_json(context, "drift_reference") if has_reference else None
 
     def encode(self, texts: pd.Series) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
         """-> every text's token ids end to end (flat), each text's count of them, the cleaned texts."""
@@ -196,6 +194,8 @@ def log_text_classifier(
         return profile.build_reference(kind, loaded.tokens, reference_texts, predicted, probability)
 
     reference = drift_reference if reference_texts is not None and reference_texts.len() else None
-    return log_pyfunc(
-        workdir, TextClassifierPyfunc(), model, spec, artifacts, signature(kind), example, name, reference
-    )
+    return log_pyfunc(workdir, ENTRY, model, spec, artifacts, signature(kind), example, name, reference)
+
+
+ENTRY = Path(__file__).with_name("rnnflow_text_model.py")  # the models-from-code file MLflow stores
+packaging.register_entry(ENTRY, TextClassifierPyfunc)

@@ -9,6 +9,7 @@ per country the `per_country` most common surnames (by the package's in-country 
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -42,18 +43,36 @@ def names_dataset_path() -> Path:
     return package_file("names-dataset", "names_dataset", "names-dataset", "v3", "last_names.pkl.gz")
 
 
+class PlainData(pickle.Unpickler):
+    """Unpickles dicts, lists, strings and numbers only: a pickle that names any class or function (the
+    only way a pickle runs code) is refused."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refused: the pickle names {module}.{name}, not plain data")
+
+
+def plain_pickle(path: Path) -> object:
+    with gzip.open(path, "rb") as fh:
+        return PlainData(io.BytesIO(fh.read())).load()
+
+
 def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
-    """`names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5&path=...]` -> raw rows."""
+    """`names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5]` -> raw rows, from the installed
+    package's table (read as plain data: nothing in it can run)."""
     query = {k: v[-1] for k, v in parse_qs(urlsplit(source).query).items()}
-    unknown = set(query) - {"countries", "per_country", "min_share", "path"}
+    unknown = set(query) - {"countries", "per_country", "min_share"}
     if unknown:
-        raise SourceError(f"{source}: unknown option(s) {sorted(unknown)}")
+        raise SourceError(
+            f"{source}: unknown option(s) {sorted(unknown)}; use countries, per_country, min_share"
+        )
     codes = query.get("countries", ",".join(DEFAULT_COUNTRIES)).upper().split(",")
     per_country = int(query.get("per_country", 1500))
     min_share = float(query.get("min_share", 0.5))
-    path = Path(query["path"]) if "path" in query else names_dataset_path()
-    with gzip.open(path, "rb") as fh:
-        table: dict[str, dict] = pickle.load(fh)
+    path = names_dataset_path()
+    try:
+        table: dict[str, dict] = plain_pickle(path)
+    except (pickle.UnpicklingError, OSError, EOFError) as err:
+        raise SourceError(f"{source}: {path} is not the package's plain name table ({err})") from None
 
     rows = []  # (surname, country code, rank in that country or None, position in the package)
     for position, (surname, info) in enumerate(table.items()):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
+
+import pytest
 
 from pipeline.ingest import ingest
 from pipeline.kinds import NAMES
 from pipeline.layout import Layout
+from pipeline.sources import SourceError
+from pipeline.text import packaged
 
 
-def test_names_dataset_labelling_rule(tmp_path, data_root):
+def test_names_dataset_labelling_rule(tmp_path, data_root, monkeypatch):
     table = {
         "Tanaka": {"country": {"JP": 0.9, "US": 0.1}, "rank": {"JP": 5}},
         "Sato": {"country": {"JP": 0.8, "BR": 0.2}, "rank": {"JP": 1}},
@@ -22,7 +27,8 @@ def test_names_dataset_labelling_rule(tmp_path, data_root):
     path = tmp_path / "last_names.pkl.gz"
     with gzip.open(path, "wb") as fh:
         pickle.dump(table, fh)
-    source = f"names-dataset?countries=JP,KR&per_country=2&path={path}"
+    monkeypatch.setattr(packaged, "names_dataset_path", lambda: path)
+    source = "names-dataset?countries=JP,KR&per_country=2"
     report = ingest([source], NAMES, Layout.of("names", data_root))
     import polars as pl
 
@@ -33,3 +39,24 @@ def test_names_dataset_labelling_rule(tmp_path, data_root):
         ("Sato", "Japan"),
         ("Tanaka", "Japan"),
     ]
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_no_path_is_taken_from_the_user(
+    tmp_path, data_root, monkeypatch
+):
+    path = tmp_path / "last_names.pkl.gz"
+    with gzip.open(path, "wb") as fh:
+        pickle.dump({"Tanaka": Payload()}, fh)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(packaged, "names_dataset_path", lambda: path)
+    with pytest.raises(SourceError, match="refused: the pickle names"):
+        ingest(["names-dataset"], NAMES, Layout.of("names", data_root))
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(SourceError, match=r"unknown option\(s\) \['path'\]"):
+        ingest([f"names-dataset?path={path}"], NAMES, Layout.of("names", data_root))
+    assert not (tmp_path / "PWNED").exists()
