@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pipeline import locks, objectstore
-from pipeline.commit import Commit
+from pipeline.commit import Commit, recover
 from pipeline.layout import Layout
 from pipeline.owner import Owner
 
@@ -204,6 +204,7 @@ def one_build_at_a_time(build: Callable) -> Callable:
 
     @functools.wraps(build)
     def locked(kind, layout: Layout, cfg=None) -> dict:
+        recover(layout.root)  # and what other killed runs left under the data root's .staging/
         with locks.hold(layout.root, f"features-{layout.kind}"):
             for orphan in unpublished_versions(layout.features):
                 objectstore.remove_tree(orphan)

@@ -150,6 +150,7 @@ def window_arrays(frame: pl.DataFrame, lookback: int) -> np.ndarray:
     return flat.reshape(frame.height, lookback, len(BARS))
 
 
+@storage.one_build_at_a_time
 def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfig | None = None) -> dict:
     """Writes features/prices/<version>/ (window shards + manifest with scaler) and moves LATEST."""
     cfg = cfg or PriceFeatureConfig(lookback=kind.lookback, target=kind.target)

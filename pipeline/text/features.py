@@ -75,6 +75,7 @@ def load_bronze(kind: TextKind, layout: Layout) -> pl.DataFrame:
     return storage.read_bronze(layout, key, [*key, "split"])
 
 
+@storage.one_build_at_a_time
 def build_features(kind: TextKind, layout: Layout, cfg: FeatureConfig | None = None) -> dict:
     """Writes features/<kind>/<version>/ and points features/<kind>/LATEST at it; returns the manifest."""
     cfg = cfg or FeatureConfig.for_kind(kind)
