@@ -63,12 +63,15 @@ def training_run(kind: str, layout: Layout, manifest: dict, launch: Launch, para
     run_id = resumed_run_id(folder, manifest["version"], params) if launch.resume else None
     name = None if run_id else run_name(kind, manifest["version"])
     with mlflow.start_run(
-        run_id=run_id, experiment_id=None if run_id else experiment, run_name=name, tags=tags
+        run_id=run_id,
+        experiment_id=None if run_id else experiment,
+        run_name=name,
+        tags=tags | tracking.owner_tags(),
     ) as run:
         if run_id is None:
             mlflow.log_params(params | {"world_size": launch.dist.world_size})
         else:
-            mlflow.set_tag("resumed", "true")
+            mlflow.set_tags({"resumed": "true", **tracking.owner_tags()})
         yield Scope(folder, run, uri, experiment, tags, manifest["version"], params)
 
 

@@ -65,7 +65,7 @@ def evaluate_text(kind: TextKind, layout: Layout, input_path: str, model_uri: st
         "input": str(input_path),
     }
     name = f"evaluate-{pinned.name}-v{pinned.version}-{Path(input_path).stem}"
-    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags) as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | tracking.owner_tags()) as run:
         mlflow.log_metrics(metrics, model_id=version.model_id)  # shown on the logged model's page too
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
