@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -272,10 +273,23 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
         from flows.checks import check_score
 
-        thresholds = drift_view.parse_thresholds(args.drift_threshold)
+        drift_view.parse_thresholds(args.drift_threshold)
         check_score(args.kind, args.input, args.ds, args.model, root)
-    from flows import demo, kind_flows  # imported late: `--help` and input errors stay fast
+    from flows import recovery  # imported late (with prefect): `--help` and input errors stay fast
 
+    try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
+        recovery.mark_crashed_flow_runs()
+    except Exception as err:
+        logging.getLogger("rnnflow.recovery").warning("could not look for crashed flow runs: %s", err)
+    with recovery.owned_runs():
+        return run_flow(args, root)
+
+
+def run_flow(args: argparse.Namespace, root: str | None) -> dict:
+    from flows import demo, kind_flows
+
+    if args.command == "score":
+        thresholds = drift_view.parse_thresholds(args.drift_threshold)
     if args.command == "ingest":
         return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
