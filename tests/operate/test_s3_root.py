@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -169,3 +170,80 @@ def test_two_nodes_train_from_the_bucket_and_resume_from_its_checkpoint(
     assert any(k.endswith("weights.pt") for k in s3_server.keys(s3, artifacts))
     local = [p for f in first + again for p in f.rglob("*") if p.suffix in (".pt", ".parquet")]
     assert local == []
+
+
+def ingest_at_once(root: str, sources: list[Path], env: dict, tmp_path: Path) -> None:
+    """Two processes ingest into the bucket root at the same moment."""
+    go = tmp_path / f"go-{uuid.uuid4().hex[:6]}"
+    code = (
+        "import pathlib, sys, time\nfrom pipeline.ingest import ingest\nfrom pipeline.kinds import NAMES\n"
+        f"from pipeline.layout import Layout\ngo = pathlib.Path({str(go)!r})\n"
+        f"layout = Layout.of('names', {root!r})\n"
+        "while not go.exists():\n    time.sleep(0.005)\ningest([sys.argv[1]], NAMES, layout)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(s)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
+        for s in sources
+    ]
+    time.sleep(2)
+    go.touch()
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+
+def test_two_ingests_at_once_on_the_bucket_keep_every_key_once(s3, tmp_path):
+    """The ingest lock on S3 (a conditional PUT): rows shared by two concurrent ingests are in bronze
+    once and quarantined once as duplicates, and nothing is left in the bucket's .staging/."""
+    import polars as pl
+
+    env = {**os.environ, **s3}
+    files = []
+    for name, first, last in (("a", 0, 20_000), ("b", 15_000, 35_000)):  # 5,000 rows in common
+        path = tmp_path / f"{name}.csv"
+        path.write_text("surname,nationality\n" + "".join(f"N{i:06d}x,Irish\n" for i in range(first, last)))
+        files.append(path)
+    for trial in range(2):
+        prefix = f"lock{trial}-{uuid.uuid4().hex[:6]}"
+        ingest_at_once(f"s3://{s3_server.BUCKET}/{prefix}", files, env, tmp_path)
+        storage_options = {
+            "aws_endpoint_url": s3["AWS_ENDPOINT_URL"],
+            "aws_access_key_id": s3["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": s3["AWS_SECRET_ACCESS_KEY"],
+            "aws_region": "us-east-1",
+        }
+        base = f"s3://{s3_server.BUCKET}/{prefix}"
+        bronze = pl.read_parquet(f"{base}/bronze/names/*.parquet", storage_options=storage_options)
+        bad = pl.read_parquet(f"{base}/quarantine/names/*.parquet", storage_options=storage_options)
+        assert bronze.height == bronze["surname"].n_unique() == 35_000
+        assert bad.filter(pl.col("reason") == "duplicate").height == 5_000
+        assert not s3_server.keys(s3, f"{prefix}/.staging/")
+        assert not s3_server.keys(s3, f"{prefix}/.locks/")  # released
+
+
+def test_a_bucket_lock_whose_holder_is_killed_is_taken_over(s3, tmp_path):
+    from pipeline import locks, objectstore
+
+    env = {**os.environ, **s3}
+    root = f"s3://{s3_server.BUCKET}/held-{uuid.uuid4().hex[:6]}"
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, time\nfrom pipeline import locks, objectstore\n"
+        f"with locks.hold(objectstore.open_path({root!r}), 'ingest-names'):\n"
+        f"    pathlib.Path({str(ready)!r}).touch()\n    time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    while not ready.exists():
+        assert holder.poll() is None
+        time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in s3.items():
+            mp.setenv(name, value)
+        path = objectstore.open_path(root)
+        with pytest.raises(locks.LockTimeout, match=f"-{holder.pid}-"), locks.hold(path, "ingest-names", 1):
+            pass
+        holder.kill()
+        holder.wait()
+        with locks.hold(path, "ingest-names", timeout=30):  # its process is gone: taken over at once
+            pass
