@@ -65,7 +65,7 @@ class ServerUnreachable(ConnectionError):
     """A Prefect or MLflow server the environment names does not answer."""
 
 
-NEEDS_MLFLOW = {"train", "score", "evaluate", "demo"}
+NEEDS_MLFLOW = {"train", "score", "evaluate", "demo", "repackage"}
 
 
 def check_servers(command: str, timeout: float = 5.0) -> None:

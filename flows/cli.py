@@ -246,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="models:/<name>@<alias> or models:/<name>/<version>")
 
     p = sub.add_parser(
+        "repackage",
+        parents=[common],
+        help="re-register a version that has a pickled wrapper, unpickling nothing",
+        description="rnnflow never loads a version packaged with a pickled wrapper (python_model.pkl, "
+        "before models from code). This re-registers it as models from code from its data files "
+        "(weights, spec, vocabularies), with its run and tags, and moves its aliases to the new version.",
+    )
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("--model", default=None, help="models:/<name>/<version> (default: the champion)")
+
+    p = sub.add_parser(
         "demo",
         parents=[common],
         help="the whole pipeline for every kind on real data",
@@ -321,6 +332,8 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         )
     if args.command == "evaluate":
         return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
+    if args.command == "repackage":
+        return kind_flows.repackage_flow(args.kind, args.model, root)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:

@@ -304,6 +304,31 @@ def evaluate_flow(
     return report
 
 
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
+def repackage_version(kind: str, model_uri: str, data_root: str | None) -> dict:
+    from models import tracking
+    from models.repackage import repackage
+
+    layout = Layout.of(kind, data_root)
+    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    return repackage(get_kind(kind), model_uri)
+
+
+@flow(name="repackage", flow_run_name="repackage-{kind}", log_prints=True)
+def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | None = None) -> dict:
+    """Re-register a version packaged with a pickled wrapper (default: the champion) as models from
+    code, from its data files alone (nothing is unpickled); its aliases move to the new version."""
+    report = repackage_version(kind, model_uri or f"models:/{get_kind(kind).model_name}@champion", data_root)
+    get_run_logger().info(
+        "%s v%d re-registered as v%d; aliases moved: %s",
+        report["model_name"],
+        report["from_version"],
+        report["version"],
+        report["aliases_moved"],
+    )
+    return report
+
+
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)
 def score_flow(
     kind: str,

@@ -30,10 +30,12 @@ warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyTyp
 
 # models-from-code entry file name -> the installed wrapper class it sets (each family registers its own)
 ENTRIES: dict[str, type[mlflow.pyfunc.PythonModel]] = {}
+FAMILY_ENTRIES: dict[str, Path] = {}  # family -> its entry file
 
 
-def register_entry(entry: Path, wrapper: type[mlflow.pyfunc.PythonModel]) -> None:
+def register_entry(family: str, entry: Path, wrapper: type[mlflow.pyfunc.PythonModel]) -> None:
     ENTRIES[entry.name] = wrapper
+    FAMILY_ENTRIES[family] = entry
 
 
 class ModelRefused(ValueError):
@@ -132,7 +134,8 @@ def load_local(path: Path, uri: str) -> LoadedModel:
     if any(p.name.startswith("python_model.pkl") for p in path.iterdir()):
         raise ModelRefused(
             f"{uri} was packaged with a pickled wrapper (python_model.pkl), which rnnflow never loads "
-            f"(unpickling runs code); {retrain}"
+            f"(unpickling runs code); re-register it from its data files: `rnnflow repackage KIND --model "
+            f"{uri}`, or train it again"
         )
     try:
         meta = Model.load(str(path / "MLmodel"))
@@ -149,17 +152,28 @@ def load_local(path: Path, uri: str) -> LoadedModel:
             f"{uri}: its code entry {entry or '(none)'!r} is not one of this rnnflow's "
             f"{sorted(ENTRIES)}; {retrain}"
         )
+    return LoadedModel(uri, meta, build(entry, artifact_files(path, flavor, uri), uri))
+
+
+def artifact_files(path: Path, flavor: dict, uri: str) -> dict[str, str]:
+    """The pyfunc's artifacts as local files, each of which must lie inside the downloaded model."""
     artifacts, base = {}, path.resolve()
     for name, info in (flavor.get("artifacts") or {}).items():
         file = (path / str(info.get("path", ""))).resolve()
         if not file.is_relative_to(base) or not file.is_file():
-            raise ModelRefused(f"{uri}: artifact {name!r} is not a file inside the model; {retrain}")
+            raise ModelRefused(f"{uri}: artifact {name!r} is not a file inside the model; train it again")
         artifacts[name] = str(file)
+    return artifacts
+
+
+def build(entry: str, artifacts: dict[str, str], uri: str) -> mlflow.pyfunc.PythonModel:
+    """The installed wrapper of `entry`, loaded from the data files; a damaged one fails naming it."""
     wrapper = ENTRIES[entry]()
     try:
         wrapper.load_context(SimpleNamespace(artifacts=artifacts, model_config=None))
     except CorruptFile as err:
         raise CorruptFile(f"{uri}: {err}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CorruptFile(f"{uri}: its files do not load ({type(err).__name__}: {err}); {retrain}") from None
-    return LoadedModel(uri, meta, wrapper)
+        detail = f"{type(err).__name__}: {str(err)[:120]}"
+        raise CorruptFile(f"{uri}: its files do not load ({detail}); train it again") from None
+    return wrapper

@@ -91,4 +91,4 @@ def signature() -> ModelSignature:
 
 
 ENTRY = Path(__file__).with_name("rnnflow_price_model.py")  # the models-from-code file MLflow stores
-packaging.register_entry(ENTRY, PriceForecasterPyfunc)
+packaging.register_entry("prices", ENTRY, PriceForecasterPyfunc)

@@ -198,4 +198,4 @@ def log_text_classifier(
 
 
 ENTRY = Path(__file__).with_name("rnnflow_text_model.py")  # the models-from-code file MLflow stores
-packaging.register_entry(ENTRY, TextClassifierPyfunc)
+packaging.register_entry("text", ENTRY, TextClassifierPyfunc)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from flows.kind_flows import score_flow
+from flows.kind_flows import repackage_flow, score_flow
 from models import checkpoint, packaging, tracking
 from pipeline.layout import Layout
 from pipeline.storage import CorruptFile
@@ -80,13 +80,41 @@ def test_a_version_is_code_plus_data_files_and_scores_without_a_pickle(root, tmp
     assert score(root, tmp_path)[0] == 0
 
 
-def test_a_planted_pickle_payload_never_runs_and_the_version_is_refused_in_one_line(root, tmp_path):
-    with open(model_folder(root) / "python_model.pkl", "wb") as fh:
+def old_style_version(root: Path) -> Path:
+    """v2, packaged as rnnflow did before models from code (the wrapper pickled), made champion;
+    -> its folder, whose python_model.pkl now holds a payload."""
+    from models.text.pyfunc import TextClassifierPyfunc
+
+    folder = model_folder(root)
+    flavor = mlflow.models.Model.load(str(folder / "MLmodel")).flavors["python_function"]
+    artifacts = {name: str(folder / info["path"]) for name, info in flavor["artifacts"].items()}
+    run_id = MlflowClient().get_model_version("names-nationality", "1").run_id
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(name="model", python_model=TextClassifierPyfunc(), artifacts=artifacts)
+    version = tracking.register("names-nationality", info.model_uri, run_id, info.model_id, {"kind": "names"})
+    MlflowClient().set_registered_model_alias("names-nationality", "champion", str(version))
+    old = artifacts_of(str(version), root)
+    with open(old / "python_model.pkl", "wb") as fh:  # what someone with write access could plant
         pickle.dump(Payload(), fh)
+    return old
+
+
+def test_a_planted_pickle_payload_never_runs_and_repackage_rebuilds_the_version_from_its_files(
+    root, tmp_path
+):
+    old_style_version(root)
     code, err = score(root, tmp_path)
     assert not PWNED.exists()
     assert code == 2 and len(err.splitlines()) == 1
-    assert "python_model.pkl" in err and "never loads" in err and "train it again" in err
+    assert "python_model.pkl" in err and "never loads" in err
+    assert "rnnflow repackage KIND --model models:/names-nationality/2" in err
+
+    report = repackage_flow("names", data_root=str(root))
+    assert not PWNED.exists()
+    assert (report["from_version"], report["version"], report["aliases_moved"]) == (2, 3, ["champion"])
+    assert not list(artifacts_of("3", root).glob("python_model.pkl*"))
+    assert score(root, tmp_path)[0] == 0  # the champion, now v3, scores
+    assert MlflowClient().get_model_version("names-nationality", "3").tags["repackaged_from"] == "2"
 
 
 def test_a_tampered_entry_file_is_never_executed(root, tmp_path):
