@@ -216,8 +216,10 @@ def export_split_days(layout: Layout, split: str, days: list[str]) -> dict[str, 
     texts = split_texts(folder, manifest, split).select(manifest["text_col"])
     frame = texts.sort(manifest["text_col"]).with_row_index("id", offset=1)
     counts = {}
-    for i, day in enumerate(days):
-        part = frame.filter((pl.col("id") - 1) % len(days) == i)
-        storage.write_parquet_atomic(part, layout.incoming / f"ds={day}" / "holdout.parquet")
-        counts[day] = part.height
+    with storage.Commit(layout.root, f"incoming-{layout.kind}") as days_in:  # all days appear at once
+        for i, day in enumerate(days):
+            part = frame.filter((pl.col("id") - 1) % len(days) == i)
+            days_in.write_parquet(part, layout.incoming / f"ds={day}" / "holdout.parquet")
+            counts[day] = part.height
+        days_in.apply()
     return counts
