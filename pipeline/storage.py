@@ -320,8 +320,8 @@ def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
 
 
 def score_commit(layout: Layout, ds: str) -> Commit:
-    """A day's partition and its drift report, published together (one scoring of a day at a time)."""
-    return Commit(layout.root, lock=f"score-{layout.kind}-{ds}")
+    """A day's partition and its drift report, published together (one publish of a kind at a time)."""
+    return Commit(layout.root, lock=f"predictions-{layout.kind}")
 
 
 def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:

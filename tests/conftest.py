@@ -111,6 +111,17 @@ def processes_tagged(tag: str) -> list[int]:
     return found
 
 
+@pytest.fixture(scope="module")
+def tiny_names_root(tmp_path_factory) -> Path:
+    """A data root with one tiny names model, v1 and champion (train_tiny_names), for one test module."""
+    root = tmp_path_factory.mktemp("tiny-names") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        train_tiny_names(root)
+    return root
+
+
 def train_tiny_names(root: Path) -> None:
     """Ingest make_surnames(), build features and register a tiny names model (v1, champion: no
     reference gate) under root, without any Prefect run."""

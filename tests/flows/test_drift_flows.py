@@ -15,19 +15,14 @@ from flows.operate import backfill
 from pipeline.layout import Layout
 from pipeline.storage import latest_features
 from pipeline.text.features import split_texts
-from tests.conftest import make_surnames, train_tiny_names
+from tests.conftest import make_surnames
 
 DAYS = ("2026-11-01", "2026-11-02")
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, prefect_api):
-    root = tmp_path_factory.mktemp("drift") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        train_tiny_names(root)
-    return root
+def root(tiny_names_root, prefect_api):
+    return tiny_names_root
 
 
 def write_input(root, name: str, surnames: list[str]) -> str:

@@ -10,17 +10,11 @@ import polars as pl
 import pytest
 
 from flows.operate import backfill, score_day
-from tests.conftest import train_tiny_names
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, prefect_api):
-    root = tmp_path_factory.mktemp("operate") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        train_tiny_names(root)
-    return root
+def root(tiny_names_root, prefect_api):
+    return tiny_names_root
 
 
 def test_a_day_without_input_is_skipped_by_name(root):

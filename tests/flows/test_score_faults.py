@@ -18,7 +18,7 @@ from polars.testing import assert_frame_equal
 
 from flows.cli import main
 from flows.kind_flows import score_flow
-from tests.conftest import make_surnames, train_tiny_names
+from tests.conftest import make_surnames
 
 ROOT = Path(__file__).resolve().parents[2]
 DS = "2026-11-07"
@@ -36,13 +36,8 @@ KILLS = {  # code run in the scoring process before it scores: SIGKILL at one mo
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, prefect_api):
-    root = tmp_path_factory.mktemp("faults") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        train_tiny_names(root)
-    return root
+def trained(tiny_names_root, prefect_api):
+    return tiny_names_root
 
 
 def day_file(path: Path, seed: int, n: int = 200) -> Path:

@@ -13,20 +13,15 @@ from polars.testing import assert_frame_equal
 from flows.kind_flows import score_flow
 from models.text import scoring as text_scoring
 from pipeline.predictions import RowSample
-from tests.conftest import make_surnames, train_tiny_names
+from tests.conftest import make_surnames
 
 DS = "2026-11-05"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, prefect_api):
+def root(tiny_names_root, prefect_api):
     """A data root with one tiny names model, champion."""
-    root = tmp_path_factory.mktemp("streaming") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        train_tiny_names(root)
-    return root
+    return tiny_names_root
 
 
 @pytest.fixture

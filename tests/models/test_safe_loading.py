@@ -15,11 +15,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from flows.kind_flows import repackage_flow, score_flow
+from flows.kind_flows import score_flow
 from models import checkpoint, packaging, tracking
 from pipeline.layout import Layout
-from pipeline.storage import CorruptFile
-from tests.conftest import train_tiny_names
 
 
 class Payload:
@@ -31,13 +29,8 @@ PWNED = Path("/tmp/rnnflow-test-pwned-by-a-stored-model")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("loading") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        train_tiny_names(root)
-    return root
+def trained(tiny_names_root):
+    return tiny_names_root
 
 
 @pytest.fixture
@@ -57,9 +50,7 @@ def model_folder(root: Path) -> Path:
 
 def artifacts_of(version: str, root: Path) -> Path:
     model_id = MlflowClient().get_model_version("names-nationality", version).source.removeprefix("models:/")
-    folder = Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
-    assert folder.is_relative_to(root), f"{folder} is outside the copied data root {root}"
-    return folder
+    return Path(mlflow.get_logged_model(model_id).artifact_location.removeprefix("file://"))
 
 
 def score(root: Path, tmp_path: Path) -> tuple[int, str]:
@@ -109,6 +100,8 @@ def test_a_planted_pickle_payload_never_runs_and_repackage_rebuilds_the_version_
     assert "python_model.pkl" in err and "never loads" in err
     assert "rnnflow repackage KIND --model models:/names-nationality/2" in err
 
+    from flows.kind_flows import repackage_flow
+
     report = repackage_flow("names", data_root=str(root))
     assert not PWNED.exists()
     assert (report["from_version"], report["version"], report["aliases_moved"]) == (2, 3, ["champion"])
@@ -145,7 +138,7 @@ def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(tmp_path):
     truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     garbage.write_bytes(pickle.dumps(Payload()))
     for path in (truncated, garbage):
-        with pytest.raises(CorruptFile) as err:
+        with pytest.raises(ValueError) as err:  # deterministic: never retried
             checkpoint.load(path)
         message = str(err.value)
         assert message.startswith(f"{path}: not a readable checkpoint") and "delete it" in message
@@ -165,5 +158,6 @@ def test_a_copied_data_root_trains_into_its_own_artifacts_and_leaves_the_origina
     )
     assert sorted(p.relative_to(trained) for p in (trained / "mlartifacts").rglob("*")) == before
     for version in ("1", str(report.version)):
-        artifacts_of(version, root)
+        folder = artifacts_of(version, root)
+        assert folder.is_relative_to(root), f"{folder} is outside the copied data root {root}"
     assert mlflow.get_run(report.run_id).info.artifact_uri.startswith((root / "mlartifacts").as_uri())
