@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
         from flows.checks import check_score
 
-        drift_view.parse_thresholds(args.drift_threshold)
+        args.thresholds = drift_view.parse_thresholds(args.drift_threshold)
         check_score(args.kind, args.input, args.ds, args.model, root)
     from flows import recovery  # imported late (with prefect): `--help` and input errors stay fast
 
@@ -299,8 +299,6 @@ def run(args: argparse.Namespace) -> dict:
 def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     from flows import demo, kind_flows
 
-    if args.command == "score":
-        thresholds = drift_view.parse_thresholds(args.drift_threshold)
     if args.command == "ingest":
         return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
@@ -328,7 +326,7 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
     if args.command == "score":
         return kind_flows.score_flow(
-            args.kind, args.input, args.ds, args.model, root, thresholds, args.allow_empty
+            args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty
         )
     if args.command == "evaluate":
         return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)

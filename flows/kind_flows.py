@@ -104,7 +104,7 @@ def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | Non
     killed scoring left under the data root's .staging/ is cleared first."""
     spec, layout = get_kind(kind), Layout.of(kind, data_root)
     commit.recover(layout.root)
-    day = score_commit(layout, ds)
+    day = score_commit(layout)
     writer = PartitionWriter(day, layout, ds)
     try:
         sample, counts = scorer_of(spec.family).score(model, inputs, spec, ds, resolved, writer.write)

@@ -77,10 +77,9 @@ def torch_error(err: BaseException) -> str:
 
 
 def load(path: Path) -> dict:
+    data = storage.read_bytes(path)  # an I/O error stays one (and may be retried)
     try:
-        return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
-    except (FileNotFoundError, PermissionError):
-        raise
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # truncated (zip) or not a checkpoint; never torch's weights_only=False advice
         fix = "delete it to resume from the one before, or train without --resume"
         raise storage.corrupt(path, "checkpoint", torch_error(err), fix) from None

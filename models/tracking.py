@@ -127,16 +127,18 @@ def relocate(mlflow_db: Path, artifacts: Path) -> None:
         with db:  # one transaction: a concurrent process sees the old locations or the new
             for prefix in old:
                 for table, column in LOCATIONS:
-                    db.execute(
-                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
-                        f"WHERE substr({column}, 1, ?) = ?",
-                        (new, len(prefix) + 1, len(prefix) + 1, prefix + "/"),
-                    )
+                    with contextlib.suppress(sqlite3.OperationalError):  # a table this store lacks
+                        db.execute(
+                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                            f"WHERE substr({column}, 1, ?) = ?",
+                            (new, len(prefix) + 1, len(prefix) + 1, prefix + "/"),
+                        )
                 before, after = Path(unquote(urlsplit(prefix).path)).parent, artifacts.parent
-                db.execute(  # the lineage of logged datasets: feature folders of the old root
-                    "UPDATE datasets SET dataset_source = replace(dataset_source, ?, ?)",
-                    (f'"{before}/', f'"{after}/'),
-                )
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute(  # the lineage of logged datasets: feature folders of the old root
+                        "UPDATE datasets SET dataset_source = replace(dataset_source, ?, ?)",
+                        (f'"{before}/', f'"{after}/'),
+                    )
 
 
 def default_tracking_uri() -> str | None:

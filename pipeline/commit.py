@@ -2,9 +2,10 @@
 drift report): each is written under <root>/.staging/<txid>/, then, holding the commit's lock, a journal
 naming them is written and each is put in place (a rename locally, a server-side copy on S3).
 
-A run killed before its journal leaves only staging, which the next run removes; one killed after it
-is rolled forward by the next run (or the next commit under the same lock). Readers never look under
-.staging/, so they see every file of a commit or none of them, and never a temporary file.
+A journal exists only while a commit is being applied under its lock, so a journal found by whoever
+holds that lock was left by a crashed (or failed) apply: it is finished first, oldest first. A run
+killed before its journal leaves only staging, which the next run removes once its writer is gone.
+Readers never look under .staging/, so they see every file of a commit or none of them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Commit:
         self.txid = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{Owner.me().token}-{uuid.uuid4().hex[:8]}"
         self.folder = root / STAGING / self.txid
         self.files: list[str] = []  # paths relative to the root, in the order they are put in place
+        self.journaled = False  # from then on the commit is finished, by this run or the next
 
     def path(self, final) -> Path:
         """Where to write the staged copy of `final` (its folder made, locally)."""
@@ -81,12 +83,21 @@ class Commit:
         """Put every staged file in place; a crash from here on is rolled forward by the next run.
         held: the caller holds the commit's lock already (e.g. an ingest, for its whole batch)."""
         with contextlib.nullcontext() if held else locks.hold(self.root, self.lock):
-            finish_crashed(self.root, self.lock)  # a crashed commit under this lock goes first
-            _write_journal(self.root, self.txid, {"lock": self.lock, "files": self.files})
+            finish_abandoned(self.root, self.lock, but=self.txid)
+            if not self.journaled:
+                missing = [rel for rel in self.files if not (self.folder / rel).exists()]
+                if missing:  # removed by someone who took this writer for a dead one: publish nothing
+                    raise StagingLost(f"staged files vanished before the commit: {missing}; run again")
+                locks.check_held(self.root, self.lock)
+                _write_journal(self.root, self.txid, {"lock": self.lock, "files": self.files})
+                self.journaled = True
             _apply(self.root, self.txid, self.files)
 
     def discard(self) -> None:
-        objectstore.remove_tree(self.folder)
+        """Drop the staged files, unless the journal is written: then the commit is finished instead
+        (by this run's retry or by the next run under the lock), never left half-applied."""
+        if not self.journaled:
+            objectstore.remove_tree(self.folder)
 
     def __enter__(self) -> Commit:
         return self
@@ -94,6 +105,10 @@ class Commit:
     def __exit__(self, kind, *_) -> None:
         if kind is not None:
             self.discard()
+
+
+class StagingLost(OSError):
+    """A commit's staged files were removed before it was applied (nothing was published)."""
 
 
 def relative(root, path) -> str:
@@ -134,18 +149,25 @@ def _apply(root, txid: str, files: list[str]) -> None:
     objectstore.remove_tree(folder)
 
 
-def _owner_gone(txid: str) -> bool:
-    """The writer of a staging folder or journal has stopped (crashed); a live one's are left alone."""
-    parts = txid.split("-")
+def _owner_gone(entry) -> bool:
+    """The writer of a staging folder has stopped (crashed); a live one's are left alone. Another
+    host's writer cannot be asked: its staging is gone once nothing was written to it for an hour."""
+    parts = entry.name.removesuffix(".tmp").removesuffix(JOURNAL).split("-")
     owner = Owner.parse("-".join(parts[1:4])) if len(parts) >= 5 else None
     alive = owner.alive() if owner is not None else None
     if alive is not None:
         return not alive
-    try:  # another host's (or an unknown) writer: gone once its staging is old
-        started = datetime.strptime(parts[0], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return False
-    return time.time() - started > REMOTE_STALE_SECONDS
+    return time.time() - _last_written(entry) > REMOTE_STALE_SECONDS
+
+
+def _last_written(entry) -> float:
+    """When anything under `entry` (a file or folder, local or s3://) was last written."""
+    if objectstore.is_remote(entry):
+        found = entry.fs.find(entry.path, detail=True, withdirs=False).values()
+        times = [info["LastModified"].timestamp() for info in found if info.get("LastModified")]
+    else:
+        times = [p.stat().st_mtime for p in (entry, *(entry.rglob("*") if entry.is_dir() else ()))]
+    return max(times, default=0.0)
 
 
 def _journals(root) -> dict[str, dict]:
@@ -162,38 +184,35 @@ def _journals(root) -> dict[str, dict]:
     return found
 
 
-def finish_crashed(root, lock: str) -> list[str]:
-    """Finish the crashed commits made under `lock`, which the caller holds."""
-    return _roll_forward(root, lock)
-
-
-def _roll_forward(root, lock: str | None = None) -> list[str]:
-    """Finish the crashed commits (under `lock` only, when given: the caller holds it)."""
+def finish_abandoned(root, lock: str, but: str | None = None) -> list[str]:
+    """Finish, oldest first, the commits under `lock` (which the caller holds) that their writer left
+    half-applied: a journal under a held lock is nobody's live apply. -> their txids."""
     done = []
-    for txid, data in _journals(root).items():
-        if (lock is not None and data.get("lock") != lock) or not _owner_gone(txid):
+    for txid, data in sorted(_journals(root).items()):
+        if data.get("lock") != lock or txid == but:
             continue
-        if lock is None:
-            with locks.hold(root, data["lock"]):
-                if txid in _journals(root):
-                    _apply(root, txid, data["files"])
-        else:
-            _apply(root, txid, data["files"])
+        _apply(root, txid, data["files"])
         log.warning("finished the commit of a run that stopped mid-way: %s", ", ".join(data["files"]))
         done.append(txid)
     return done
 
 
 def recover(root) -> None:
-    """What the next run does first: roll crashed commits forward, remove crashed writers' staging."""
+    """What the next run does first: finish the commits whose lock is free (a held one's holder finishes
+    them), and remove the staging of writers that stopped before their commit."""
     staging = root / STAGING
     if not staging.exists():
         return
-    _roll_forward(root)
+    for lock in sorted({data.get("lock") for data in _journals(root).values()} - {None}):
+        try:
+            with locks.hold(root, lock, timeout=0):
+                finish_abandoned(root, lock)
+        except locks.LockTimeout:
+            continue
     journals = _journals(root)
     for entry in staging.iterdir():
         txid = entry.name.removesuffix(".tmp").removesuffix(JOURNAL)
-        if txid in journals or not _owner_gone(txid):
+        if txid in journals or not _owner_gone(entry):
             continue
         objectstore.remove_tree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
         log.info("removed what a stopped run left in %s: %s", STAGING, entry.name)

@@ -145,7 +145,7 @@ def ingest(
     key = fingerprint(raw, kind, text_col, label_col)
     lock = f"ingest-{kind.name}"
     with locks.hold(layout.root, lock):  # one ingest of a kind at a time: duplicates are checked
-        commit.finish_crashed(layout.root, lock)  # against every batch committed before this one
+        commit.finish_abandoned(layout.root, lock)  # against every batch committed before this one
         done = committed_batch(layout, key)
         if done is not None:
             log.info("batch %s: these sources were ingested already; nothing new", done.batch_id)

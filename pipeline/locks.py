@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from pipeline import objectstore
@@ -27,6 +28,24 @@ LEASE_SECONDS = 60.0  # S3: a holder that stops renewing loses its lock after th
 
 class LockTimeout(TimeoutError):
     """The lock stayed held by another run for longer than the caller would wait."""
+
+
+class LockLost(OSError):
+    """This run's lease on an S3 lock ran out (renewals failed), so another run may hold it now."""
+
+
+class LockUnsupported(ValueError):
+    """The object store cannot do what a lock needs (conditional writes) or refuses this client."""
+
+
+_LOST: set[str] = set()  # S3 locks (by path) whose lease this process lost
+
+
+def check_held(root, name: str) -> None:
+    """Before publishing under a lock: LockLost if this process's lease on it ran out meanwhile."""
+    path = str(root / LOCKS / f"{name}.lock")
+    if path in _LOST:
+        raise LockLost(f"lost the lock {name!r} (its lease could not be renewed); nothing was published")
 
 
 def _describe(info: dict) -> str:
@@ -84,16 +103,37 @@ def _local(path: Path, name: str, timeout: float | None) -> Iterator[None]:
         os.close(fd)
 
 
-def _precondition_failed(err: Exception) -> bool:
+def _code(err: Exception) -> str:
     response = getattr(err, "response", None) or {}
-    code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409") or status in (409, 412)
+    return str(response.get("Error", {}).get("Code", "") or status)
+
+
+def _precondition_failed(err: Exception) -> bool:
+    return _code(err) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 
 def _not_found(err: Exception) -> bool:
-    response = getattr(err, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404")
+    return _code(err) in ("NoSuchKey", "404")
+
+
+def _refused(err: Exception, path) -> Exception:
+    """An S3 answer that is not about the lock itself, as one line naming the fix."""
+    code = _code(err)
+    if code in ("NotImplemented", "501", "InvalidRequest", "400"):
+        return LockUnsupported(
+            f"the S3 store at {objectstore.endpoint()} refused a conditional write to {path} ({code}); "
+            "rnnflow's locks need If-None-Match/If-Match on PUT (AWS S3, SeaweedFS and MinIO have them)"
+        )
+    if code in ("AccessDenied", "403"):
+        return PermissionError(f"S3 at {objectstore.endpoint()} denied writing the lock {path} ({code})")
+    return objectstore.StorageError(f"S3 at {objectstore.endpoint()}: the lock {path} failed ({code})")
+
+
+def _age(held: dict) -> float:
+    """Seconds since a lock object was last written, by the server's clock (no host clocks compared)."""
+    now = parsedate_to_datetime(held["ResponseMetadata"]["HTTPHeaders"]["date"])
+    return (now - held["LastModified"]).total_seconds()
 
 
 @contextlib.contextmanager
@@ -102,37 +142,40 @@ def _remote(path, name: str, timeout: float | None) -> Iterator[None]:
 
     s3 = objectstore.client()
     bucket, key = path.path.split("/", 1)
-    info = _info()
+    body = json.dumps(_info()).encode()  # who holds it; its age is the object's own (server time)
 
-    def body() -> bytes:
-        return json.dumps(info | {"expires": time.time() + LEASE_SECONDS}).encode()
+    def put(**condition) -> str:
+        try:
+            return s3.put_object(Bucket=bucket, Key=key, Body=body, **condition)["ETag"]
+        except ClientError as err:
+            if _precondition_failed(err) or _not_found(err):
+                raise
+            raise _refused(err, path) from None
 
     etag, started, said = None, time.monotonic(), []
     while etag is None:
         try:
-            etag = s3.put_object(Bucket=bucket, Key=key, Body=body(), IfNoneMatch="*")["ETag"]
+            etag = put(IfNoneMatch="*")
             break
-        except ClientError as err:
-            if not _precondition_failed(err):
-                raise
+        except ClientError:
+            pass
         try:
             held = s3.get_object(Bucket=bucket, Key=key)
-            current, held_etag = json.loads(held["Body"].read() or b"{}"), held["ETag"]
         except ClientError as err:
             if _not_found(err):
                 continue  # released meanwhile
-            raise
+            raise _refused(err, path) from None
+        try:
+            current = json.loads(held["Body"].read() or b"{}")
         except ValueError:
-            current, held_etag = {}, held["ETag"]
+            current = {}
         owner = Owner.parse(str(current.get("owner", "")))
-        if current.get("expires", 0) < time.time() or (owner is not None and owner.alive() is False):
+        if _age(held) > LEASE_SECONDS or (owner is not None and owner.alive() is False):
             try:  # its holder is gone: take it over, unless someone else did first
-                etag = s3.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=held_etag)["ETag"]
+                etag = put(IfMatch=held["ETag"])
                 log.info("took over the lock %s from %s (gone)", name, _describe(current))
                 break
-            except ClientError as err:
-                if not _precondition_failed(err) and not _not_found(err):
-                    raise
+            except ClientError:
                 continue
         _waited(name, started, timeout, _describe(current), said)
         time.sleep(0.5)
@@ -142,7 +185,18 @@ def _remote(path, name: str, timeout: float | None) -> Iterator[None]:
     def renew() -> None:
         while not stop.wait(LEASE_SECONDS / 4):
             try:
-                tag[0] = s3.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=tag[0])["ETag"]
+                tag[0] = put(IfMatch=tag[0])
+            except ClientError:  # a renewal whose answer was lost moved the ETag: still ours?
+                try:
+                    held = s3.get_object(Bucket=bucket, Key=key)
+                    if held["Body"].read() == body:
+                        tag[0] = held["ETag"]
+                        continue
+                except ClientError:
+                    pass
+                _LOST.add(str(path))
+                log.error("lost the lock %s: another run took it over", name)
+                return
             except Exception as err:  # a network blip: the next renewal may still make it
                 log.warning("could not renew the lock %s: %s", name, err)
 
@@ -153,5 +207,6 @@ def _remote(path, name: str, timeout: float | None) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+        _LOST.discard(str(path))
         with contextlib.suppress(ClientError):
             s3.delete_object(Bucket=bucket, Key=key, IfMatch=tag[0])

@@ -56,8 +56,12 @@ def no_sqlite(root) -> str:
     )
 
 
+def endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") or None
+
+
 def endpoint() -> str:
-    return os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") or "AWS S3"
+    return endpoint_url() or "AWS S3"
 
 
 def check(root) -> None:
@@ -103,8 +107,7 @@ def client():
     """A boto3 S3 client with the same AWS_* settings, for what s3fs does not offer (conditional PUTs)."""
     import boto3
 
-    url = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") or None
-    return boto3.client("s3", endpoint_url=url)
+    return boto3.client("s3", endpoint_url=endpoint_url())
 
 
 def copy(source, target) -> None:

@@ -52,7 +52,7 @@ def read_records(path: Path, tsv: bool) -> pl.DataFrame:
     header = next(csv.reader(lines[:1], **options))
     width, rows, flags, bad_lines, i = len(header), [], [], [], 1
     while i < len(lines):
-        reader, start = csv.reader(iter(lines[i:]), strict=True, **options), i
+        reader, start = csv.reader(_from(lines, i), strict=True, **options), i
         for record in _records(reader):
             end = i + reader.line_num  # one past the record's last line
             fits = record is not None and len(record) <= width and (end - start == 1 or len(record) == width)
@@ -84,6 +84,12 @@ def read_records(path: Path, tsv: bool) -> pl.DataFrame:
     columns = {n: [r[c] for r in rows] for c, n in enumerate(names)}
     frame = pl.DataFrame(columns, schema={n: pl.String for n in names})
     return frame.with_columns(pl.Series(MALFORMED, flags, dtype=pl.Boolean))
+
+
+def _from(lines: list[str], first: int):
+    """The lines from index `first` on, without copying the list."""
+    for i in range(first, len(lines)):
+        yield lines[i]
 
 
 def _records(reader):

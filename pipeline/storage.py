@@ -124,23 +124,24 @@ def read_json(path: Path, fix: str = DAMAGED) -> dict:
 def read_parquet(path: Path, columns: list[str] | None = None, fix: str = DAMAGED) -> pl.DataFrame:
     try:
         return pl.read_parquet(str(path), columns=columns)  # polars reads s3:// itself (AWS_* settings)
-    except (pl.exceptions.ComputeError, OSError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
+    except pl.exceptions.ComputeError as err:  # the file's content (an I/O error stays one, and retryable)
         raise corrupt(path, "Parquet file", err, fix) from None
 
 
 def collect_named(frame: pl.LazyFrame, files: Callable[[], list], fix: str) -> pl.DataFrame:
-    """Collect a scan of several Parquet files; a damaged one fails naming it (polars does not)."""
+    """Collect a scan of several Parquet files; a damaged one fails naming it (polars does not). Any
+    other failure is raised as it is."""
     try:
         return frame.collect()
-    except (pl.exceptions.ComputeError, OSError) as err:
+    except pl.exceptions.ComputeError:
         for path in files():
             try:
                 pq.read_metadata(str(path) if not objectstore.is_remote(path) else path.open("rb"))
-            except Exception as bad:  # the first unreadable file is the one to name
+            except (OSError, ValueError) as bad:  # the first unreadable file is the one to name
+                if isinstance(bad, FileNotFoundError):
+                    continue
                 raise corrupt(path, "Parquet file", bad, fix) from None
-        raise corrupt(files()[0] if files() else "?", "Parquet scan", err, fix) from None
+        raise
 
 
 # ---------------------------------------------------------------- bronze
@@ -319,7 +320,7 @@ def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
     return {"tokens": tokens, "lengths": lengths, "labels": frame["label_id"].to_numpy()}
 
 
-def score_commit(layout: Layout, ds: str) -> Commit:
+def score_commit(layout: Layout) -> Commit:
     """A day's partition and its drift report, published together (one publish of a kind at a time)."""
     return Commit(layout.root, lock=f"predictions-{layout.kind}")
 
@@ -327,7 +328,7 @@ def score_commit(layout: Layout, ds: str) -> Commit:
 def write_partition(frame: pl.DataFrame, layout: Layout, ds: str) -> Path:
     """predictions/<kind>/ds=<ds>/part-0.parquet, replaced whole (one file, one rename or copy)."""
     path = layout.prediction_partition(ds) / PART_FILE
-    with score_commit(layout, ds) as commit:
+    with score_commit(layout) as commit:
         commit.write_parquet(frame, path)
         commit.apply()
     return path
@@ -379,13 +380,13 @@ def partition_rows(layout: Layout, ds: str) -> int | None:
         return None
     try:
         return pl.scan_parquet(str(path)).select(pl.len()).collect().item()
-    except (pl.exceptions.ComputeError, OSError) as err:
+    except pl.exceptions.ComputeError as err:
         fix = f"re-score that day: rnnflow score {layout.kind} --ds {ds}"
         raise corrupt(path, "Parquet file", err, fix) from None
 
 
 def write_drift(report: dict, layout: Layout, ds: str) -> Path:
-    with score_commit(layout, ds) as commit:
+    with score_commit(layout) as commit:
         commit.write_json(report, layout.drift_report(ds))
         commit.apply()
     return layout.drift_report(ds)

@@ -26,7 +26,7 @@ def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream
     began = time.perf_counter()
     inputs, _ = scorer.read(spec, input_path, layout)
     if stream:
-        day = score_commit(layout, ds)
+        day = score_commit(layout)
         writer = PartitionWriter(day, layout, ds)
         _, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write)
         writer.finish()

@@ -70,7 +70,7 @@ def pipeline_vs_bare(bench: Bench, kind: str, path: Path, model_key: str | None 
 
     def pipeline() -> dict:
         inputs, _ = scorer.read(spec, str(path), layout)
-        day = score_commit(layout, "2026-11-01")
+        day = score_commit(layout)
         writer = PartitionWriter(day, layout, "2026-11-01")
         _, counts = scorer.score(model, inputs, spec, "2026-11-01", resolved, writer.write)
         writer.finish()

@@ -62,27 +62,27 @@ def partition(root: Path, ds: str = DS) -> pl.DataFrame:
     return pl.read_parquet(root / "predictions" / "names" / f"ds={ds}")  # the folder, as a reader reads it
 
 
-@pytest.mark.parametrize("moment", list(KILLS))
 def test_a_killed_scoring_leaves_a_readable_day_and_the_rerun_gives_the_uninterrupted_result(
-    trained, tmp_path, moment, monkeypatch
+    trained, tmp_path, monkeypatch
 ):
     monkeypatch.setattr("models.text.scoring.CHUNK_ROWS", 50)
     root = tmp_path / "data"
     shutil.copytree(trained, root)
-    old, new = day_file(tmp_path / "old.parquet", 1), day_file(tmp_path / "new.parquet", 2)
-    score_flow("names", str(old), DS, data_root=str(root))
+    old, new = day_file(tmp_path / "old.parquet", 1, n=120), day_file(tmp_path / "new.parquet", 2)
     clean = tmp_path / "clean"
     shutil.copytree(trained, clean)
     uninterrupted = score_flow("names", str(new), DS, data_root=str(clean))
 
-    assert kill_scoring(root, new, DS, moment) == -9
     folder = root / "predictions" / "names" / f"ds={DS}"
-    assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]  # nothing temporary in the folder
-    seen = partition(root)
-    expected = new if moment == "after-commit" else old
-    assert seen["id"].to_list() == pl.read_parquet(expected)["id"].to_list()
-    report = json.loads((root / "drift" / "names" / f"ds={DS}.json").read_text())
-    assert report["rows"] == seen.height and report["model_version"] == 1  # the pair belongs together
+    for moment in KILLS:  # each time the day holds `old` when the scoring of `new` is killed
+        score_flow("names", str(old), DS, data_root=str(root))
+        assert kill_scoring(root, new, DS, moment) == -9, moment
+        assert [p.name for p in folder.iterdir()] == ["part-0.parquet"], moment  # nothing temporary
+        seen = partition(root)
+        expected = new if moment == "after-commit" else old
+        assert seen["id"].to_list() == pl.read_parquet(expected)["id"].to_list(), moment
+        report = json.loads((root / "drift" / "names" / f"ds={DS}.json").read_text())
+        assert report["rows"] == seen.height, moment  # the day's drift report is its partition's
 
     never = "2026-11-08"  # a day never scored: a kill before its first chunk leaves no folder at all
     assert kill_scoring(root, new, never, "before-first-chunk") == -9

@@ -98,3 +98,26 @@ def test_a_live_writers_staging_is_left_alone(tmp_path):
     mine.apply()
     assert json.loads((tmp_path / "data" / "a.json").read_text()) == {"n": 1}
     assert list((tmp_path / commit.STAGING).iterdir()) == []
+
+
+def test_a_commit_another_host_left_half_applied_is_finished_before_a_newer_one_not_after(tmp_path):
+    """A journal under a held lock is nobody's live apply, whoever wrote it: the next commit under that
+    lock finishes it first, so the older files can never land over the newer ones later."""
+    txid = "20261101T000000-elsewhere-4242-1-0000abcd"  # a writer on another host, which cannot be asked
+    staged = tmp_path / commit.STAGING / txid / "data" / "a.json"
+    staged.parent.mkdir(parents=True)
+    staged.write_text(json.dumps({"n": "older"}))
+    journal = tmp_path / commit.STAGING / f"{txid}{commit.JOURNAL}"
+    journal.write_text(json.dumps({"lock": "predictions-names", "files": ["data/a.json"]}))
+    commit.recover(tmp_path)  # the lock is free: finished now
+    assert json.loads((tmp_path / "data" / "a.json").read_text()) == {"n": "older"}
+    staged.parent.mkdir(parents=True)
+    staged.write_text(json.dumps({"n": "older"}))
+    journal.write_text(json.dumps({"lock": "predictions-names", "files": ["data/a.json"]}))
+    newer = commit.Commit(tmp_path, "predictions-names")
+    newer.write_json({"n": "newer"}, tmp_path / "data" / "a.json")
+    newer.apply()
+    assert json.loads((tmp_path / "data" / "a.json").read_text()) == {"n": "newer"}
+    commit.recover(tmp_path)
+    assert json.loads((tmp_path / "data" / "a.json").read_text()) == {"n": "newer"}
+    assert list((tmp_path / commit.STAGING).iterdir()) == []
