@@ -99,9 +99,19 @@ def read_valid(sources: list[str], kind: Kind) -> tuple[pl.DataFrame, int]:
     return good, checked.height - good.height
 
 
-def fingerprint(raw: pl.DataFrame, kind: Kind, text_col: str | None, label_col: str | None) -> str:
-    """What makes two ingests the same batch: the kind, the column choices, every raw row and its lineage."""
+def fingerprint(
+    sources: list[str], raw: pl.DataFrame, kind: Kind, text_col: str | None, label_col: str | None
+) -> str:
+    """What makes two ingests the same batch: the kind, the column options and the sources' content:
+    each local file's path and bytes (fast), else every raw row with its lineage."""
     digest = hashlib.sha256(json.dumps([kind.name, text_col, label_col, raw.columns]).encode())
+    files = [Path(s) for s in sources if not objectstore.is_url(s) and Path(s).is_file()]
+    if len(files) == len(sources):
+        for file in files:
+            digest.update(str(file.resolve()).encode() + b"\0")
+            with file.open("rb") as fh:
+                digest.update(hashlib.file_digest(fh, "sha256").digest())
+        return digest.hexdigest()
     for chunk in raw.iter_slices(500_000):
         digest.update(chunk.write_csv(include_header=False).encode())
     return digest.hexdigest()
@@ -142,7 +152,7 @@ def ingest(
         raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
     commit.recover(layout.root)  # what a killed run left: its commit finished, or its staging removed
     raw = load_sources(sources, kind, text_col, label_col)
-    key = fingerprint(raw, kind, text_col, label_col)
+    key = fingerprint(sources, raw, kind, text_col, label_col)
     lock = f"ingest-{kind.name}"
     with locks.hold(layout.root, lock):  # one ingest of a kind at a time: duplicates are checked
         commit.finish_abandoned(layout.root, lock)  # against every batch committed before this one
