@@ -31,12 +31,6 @@ def _entry(family: str) -> tuple[Callable, Scorer]:
     return _FAMILIES[family]
 
 
-def import_families() -> None:
-    """Every family's code (e.g. so that the model loader knows each family's pyfunc)."""
-    for family in FAMILY_PACKAGES:
-        _entry(family)
-
-
 def trainer_of(family: str) -> Callable:
     return _entry(family)[0]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from models import tracking
+from models import tracking, upkeep
 from models.tracking import ResolvedModel
 from pipeline.layout import Layout
 
@@ -28,7 +28,7 @@ def log_drift(kind: str, resolved: ResolvedModel, ds: str, report: dict, layout:
         f"{report['verdict']}",
     }
     name = f"drift-{kind}-{ds}-v{resolved.version}"
-    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | tracking.owner_tags()) as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | upkeep.owner_tags()) as run:
         metrics = {k: m["value"] for k, m in report.get("metrics", {}).items() if m["value"] is not None}
         metrics["rows"] = report["rows"]
         metrics["alert"] = float(report["verdict"] == "alert")

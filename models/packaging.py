@@ -143,11 +143,7 @@ def load_local(path: Path, uri: str) -> LoadedModel:
         raise CorruptFile(f"{uri}: its MLmodel file is not readable ({str(err)[:120]}); {retrain}") from None
     flavor = meta.flavors.get("python_function") or {}
     entry = Path(str(flavor.get("model_code_path") or "")).name
-    if entry not in ENTRIES:  # a family not imported yet registers its entry when it is
-        from models import jobs
-
-        jobs.import_families()
-    if entry not in ENTRIES:
+    if entry not in ENTRIES:  # each family registers its entry when imported (models.jobs.scorer_of)
         raise ModelRefused(
             f"{uri}: its code entry {entry or '(none)'!r} is not one of this rnnflow's "
             f"{sorted(ENTRIES)}; {retrain}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 
-from models import checkpoint, tracking
+from models import checkpoint, tracking, upkeep
 from models.distributed import DistInfo, barrier
 from pipeline.layout import Layout
 
@@ -66,12 +66,12 @@ def training_run(kind: str, layout: Layout, manifest: dict, launch: Launch, para
         run_id=run_id,
         experiment_id=None if run_id else experiment,
         run_name=name,
-        tags=tags | tracking.owner_tags(),
+        tags=tags | upkeep.owner_tags(),
     ) as run:
         if run_id is None:
             mlflow.log_params(params | {"world_size": launch.dist.world_size})
         else:
-            mlflow.set_tags({"resumed": "true", **tracking.owner_tags()})
+            mlflow.set_tags({"resumed": "true", **upkeep.owner_tags()})
         yield Scope(folder, run, uri, experiment, tags, manifest["version"], params)
 
 

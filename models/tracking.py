@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -22,13 +18,10 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models import upkeep
 from pipeline import objectstore
-from pipeline.owner import Owner
-
-log = logging.getLogger("rnnflow.tracking")
 
 CHAMPION = "champion"
-OWNER_TAG = "rnnflow.owner"  # the process running a run: a run whose process is gone is marked FAILED
 # Registry answers that mean "no such model, version or alias" (anything else may be an outage).
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
@@ -52,7 +45,7 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
         raise ValueError(objectstore.no_sqlite(mlflow_db.parent))
     else:
         mlflow_db.parent.mkdir(parents=True, exist_ok=True)
-        relocate(mlflow_db, artifacts)
+        upkeep.relocate(mlflow_db, artifacts)
         uri = _DEFAULT_SET = f"sqlite:///{mlflow_db}"
     mlflow.set_tracking_uri(uri)
     registry = os.environ.get("MLFLOW_REGISTRY_URI")
@@ -61,84 +54,11 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
     mlflow.set_registry_uri(registry)
     if uri not in _SWEPT:  # once per store and process
         _SWEPT.add(uri)
-        close_crashed_runs()
+        upkeep.close_crashed_runs()
     return uri
 
 
 _SWEPT: set[str] = set()
-
-
-def owner_tags() -> dict[str, str]:
-    """Tags of every run rnnflow starts: which process runs it."""
-    return {OWNER_TAG: Owner.me().token}
-
-
-def close_crashed_runs() -> list[str]:
-    """End FAILED the RUNNING runs of rnnflow's experiments whose process is gone (killed mid-way);
-    -> their ids. Runs of other machines are left to those machines."""
-    client = MlflowClient()
-    experiments = [e.experiment_id for e in client.search_experiments(filter_string="name LIKE 'rnnflow-%'")]
-    if not experiments:
-        return []
-    closed = []
-    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=500):
-        owner = Owner.parse(run.data.tags.get(OWNER_TAG, ""))
-        if owner is None or owner.alive() is not False:
-            continue
-        note = (
-            f"its process ({owner.token}) stopped before the run ended; marked FAILED by {Owner.me().token}"
-        )
-        client.set_tag(run.info.run_id, "rnnflow.crashed", note)
-        client.set_terminated(run.info.run_id, "FAILED")
-        closed.append(run.info.run_id)
-    if closed:
-        log.warning("marked %d MLflow run(s) FAILED whose process had stopped: %s", len(closed), closed)
-    return closed
-
-
-# Where the embedded store keeps absolute artifact locations (MLflow has no relative ones).
-LOCATIONS = (
-    ("experiments", "artifact_location"),
-    ("runs", "artifact_uri"),
-    ("logged_models", "artifact_location"),
-    ("model_versions", "storage_location"),
-    ("model_versions", "source"),
-)
-
-
-def relocate(mlflow_db: Path, artifacts: Path) -> None:
-    """A data root that was copied or moved keeps its store working on its own: the artifact
-    locations its experiments, runs and models recorded under another root's mlartifacts/ (MLflow
-    stores them absolute) are rewritten to this root's, before anything reads or writes them."""
-    if not mlflow_db.exists():
-        return
-    new = artifacts.as_uri()
-    with contextlib.closing(sqlite3.connect(mlflow_db, timeout=60)) as db:
-        try:
-            rows = db.execute(
-                "SELECT artifact_location FROM experiments WHERE name LIKE 'rnnflow-%' "
-                "AND artifact_location LIKE 'file://%/mlartifacts/%'"
-            ).fetchall()
-        except sqlite3.OperationalError:  # not (yet) an MLflow store
-            return
-        old = {loc.rsplit("/mlartifacts/", 1)[0] + "/mlartifacts" for (loc,) in rows} - {new}
-        if not old:
-            return
-        with db:  # one transaction: a concurrent process sees the old locations or the new
-            for prefix in old:
-                for table, column in LOCATIONS:
-                    with contextlib.suppress(sqlite3.OperationalError):  # a table this store lacks
-                        db.execute(
-                            f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
-                            f"WHERE substr({column}, 1, ?) = ?",
-                            (new, len(prefix) + 1, len(prefix) + 1, prefix + "/"),
-                        )
-                before, after = Path(unquote(urlsplit(prefix).path)).parent, artifacts.parent
-                with contextlib.suppress(sqlite3.OperationalError):
-                    db.execute(  # the lineage of logged datasets: feature folders of the old root
-                        "UPDATE datasets SET dataset_source = replace(dataset_source, ?, ?)",
-                        (f'"{before}/', f'"{after}/'),
-                    )
 
 
 def default_tracking_uri() -> str | None:

@@ -21,8 +21,8 @@ def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream
     threads.apply()
     spec, layout = get_kind(kind), Layout.of(kind, root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    scorer = jobs.scorer_of(spec.family)  # the family's code, which the model is built from
     resolved, model = scoring.load(model_uri)
-    scorer = jobs.scorer_of(spec.family)
     began = time.perf_counter()
     inputs, _ = scorer.read(spec, input_path, layout)
     if stream:

@@ -65,8 +65,8 @@ def pipeline_vs_bare(bench: Bench, kind: str, path: Path, model_key: str | None 
 
     spec, layout = get_kind(kind), Layout.of(kind, bench.root)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    scorer = scorer_of(spec.family)  # the family's code, which the model is built from
     load_s, (resolved, model) = timed(scoring.load, bench.models[model_key or kind])
-    scorer = scorer_of(spec.family)
 
     def pipeline() -> dict:
         inputs, _ = scorer.read(spec, str(path), layout)

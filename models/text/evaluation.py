@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from models import packaging, plots, tracking
+from models import packaging, plots, tracking, upkeep
 from models.metrics import classification_metrics, report_table
 from models.text import scoring
 from pipeline.ingest import read_valid
@@ -68,7 +68,7 @@ def evaluate_text(kind: TextKind, layout: Layout, input_path: str, model_uri: st
         "input": str(input_path),
     }
     name = f"evaluate-{pinned.name}-v{pinned.version}-{Path(input_path).stem}"
-    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | tracking.owner_tags()) as run:
+    with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | upkeep.owner_tags()) as run:
         mlflow.log_metrics(metrics, model_id=version.model_id)  # shown on the logged model's page too
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
