@@ -308,9 +308,18 @@ def write_shard(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+def shard_fix(path: Path) -> str:
+    """A damaged shard: its feature set is rebuilt (features/<kind>/<version>/shards/split=*/<file>)."""
+    return f"rebuild the feature set: rnnflow features {Path(str(path)).parents[3].name}"
+
+
+def read_shard(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    return read_parquet(path, columns=columns, fix=shard_fix(path))
+
+
 def read_shard_arrays(path: Path, pad_id: int = 0) -> dict[str, np.ndarray]:
     """One bucket shard -> tokens (N, T_max) int64 padded with pad_id, lengths (N,), label ids (N,)."""
-    frame = read_parquet(path, columns=["tokens", "length", "label_id"])
+    frame = read_shard(path, columns=["tokens", "length", "label_id"])
     lengths = frame["length"].to_numpy().astype(np.int64)
     flat = frame["tokens"].explode().to_numpy().astype(np.int64)
     tokens = np.full((len(lengths), int(lengths.max(initial=0))), pad_id, dtype=np.int64)

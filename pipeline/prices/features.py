@@ -223,4 +223,4 @@ def build_price_features(kind: PriceKind, layout: Layout, cfg: PriceFeatureConfi
 
 def load_windows(folder, manifest: dict, split: str) -> pl.DataFrame:
     names = storage.split_files(folder, manifest, split)
-    return pl.concat([storage.read_parquet(n) for n in names]) if names else pl.DataFrame()
+    return pl.concat([storage.read_shard(n) for n in names]) if names else pl.DataFrame()

@@ -197,7 +197,7 @@ def load_split(folder: Path, manifest: dict, split: str) -> list[dict[str, np.nd
 def sample_texts(folder: Path, manifest: dict, n: int = 3) -> list[str]:
     """A few real texts (for a model's input example)."""
     first = folder / manifest["files"][0]
-    return storage.read_parquet(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
+    return storage.read_shard(first, columns=[manifest["text_col"]]).head(n).to_series().to_list()
 
 
 def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
@@ -206,7 +206,7 @@ def split_texts(folder: Path, manifest: dict, split: str) -> pl.DataFrame:
     columns = [manifest["text_col"], manifest["label_col"]]
     if not names:
         return pl.DataFrame(schema={c: pl.String for c in columns})
-    return pl.concat([storage.read_parquet(n, columns=columns) for n in names])
+    return pl.concat([storage.read_shard(n, columns=columns) for n in names])
 
 
 def export_split_days(layout: Layout, split: str, days: list[str]) -> dict[str, int]:

@@ -210,3 +210,19 @@ def test_a_damaged_drift_report_is_named(tmp_path):
         storage.read_drift(layout, "2026-11-01")
     assert str(layout.drift_report("2026-11-01")) in str(err.value) and "re-score" in str(err.value)
     json.dumps(str(err.value))
+
+
+def test_a_damaged_shard_fails_naming_it_and_how_to_rebuild(tmp_path):
+    from pipeline.text.features import load_split
+
+    layout = Layout.of("names", tmp_path / "data")
+    ingest([str(surnames(tmp_path / "a.csv", 0, 300))], NAMES, layout)
+    build_features(NAMES, layout, FeatureConfig(max_buckets=2))
+    folder, manifest = storage.latest_features(layout)
+    shard = storage.split_files(folder, manifest, "train")[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(ValueError) as err:
+        load_split(folder, manifest, "train")
+    message = str(err.value)
+    assert message.startswith(f"{shard}: not a readable Parquet file") and "\n" not in message
+    assert message.endswith("rebuild the feature set: rnnflow features names")
