@@ -1,5 +1,6 @@
 """Deterministic checks of a request before any work starts (no Prefect, no torch): the CLI runs them
-before it starts a flow, so a bad date, path, column or model is one line at once; flows run them first.
+before it starts a flow, so a bad source, column, setting, date, missing features or model is one line
+at once; flows run them first too, so a deployment run fails with that line as its state message.
 """
 
 from __future__ import annotations
@@ -8,11 +9,63 @@ import os
 import urllib.error
 import urllib.request
 
-from pipeline import objectstore
+from pipeline import objectstore, storage
 from pipeline.families import family_of
-from pipeline.kinds import get_kind
+from pipeline.ingest import check_sources
+from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
 from pipeline.predictions import parse_ds
+
+
+def check_ingest(kind: str, sources: list[str], text_col: str | None, label_col: str | None) -> None:
+    """The sources exist, their format, options and columns are right (read from their headers)."""
+    check_sources(sources, get_kind(kind), text_col, label_col)
+
+
+def check_features(kind: str, data_root: str | None, settings: dict):
+    """-> the feature config (its settings checked); there is bronze to build from."""
+    spec = get_kind(kind)
+    cfg = family_of(spec).feature_config(spec, **settings)
+    layout = Layout.of(kind, data_root)
+    if not storage.bronze_batches(layout):
+        fix = f"run `rnnflow ingest {kind} SOURCE...` first"
+        raise FileNotFoundError(f"no bronze data for kind {kind!r} under {layout.bronze}; {fix}")
+    return cfg
+
+
+def check_train(kind: str, data_root: str | None, settings: dict, model_options: dict, ddp: dict):
+    """-> the TrainConfig (settings and model options checked); the features (or, with refresh_features,
+    bronze) and, with resume, a checkpoint are there; the DDP settings fit together."""
+    from models.config import check_model_options, train_config  # torch-free
+
+    spec = get_kind(kind)
+    cfg = train_config(spec.family, **settings)
+    check_model_options(spec.family, model_options)
+    nproc, nnodes, rank, endpoint = (ddp.get(k) for k in ("nproc", "nnodes", "node_rank", "rdzv_endpoint"))
+    if nproc < 1 or nnodes < 1 or not 0 <= rank < nnodes:
+        raise ValueError(f"--nproc {nproc}, --nnodes {nnodes}, --node-rank {rank}: need N >= 1, 0 <= R < M")
+    if nnodes > 1 and (not endpoint or ":" not in endpoint):
+        raise ValueError(
+            f"--rdzv-endpoint {endpoint!r}: a training on several nodes needs HOST:PORT of node 0"
+        )
+    layout = Layout.of(kind, data_root)
+    if ddp.get("resume") and not any(layout.checkpoints.glob("epoch-*.pt")):
+        raise FileNotFoundError(
+            f"--resume: no checkpoint under {layout.checkpoints}; start the training without --resume"
+        )
+    if ddp.get("refresh_features") and not ddp.get("resume") and nnodes == 1:
+        check_features(kind, data_root, {})  # features are built first, from bronze
+    else:
+        storage.latest_features(layout)
+    return cfg
+
+
+def check_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise ValueError(
+            f"--kinds {','.join(kinds)!r}: unknown kind(s) {unknown}; choose from {sorted(KINDS)}"
+        )
 
 
 def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):

@@ -7,8 +7,9 @@ import json
 import logging
 import os
 import sys
+import traceback
 
-from flows import drift_view
+from flows import checks, drift_view
 from models.config import DEVICES, FAMILY_DEFAULTS, SCHEDULES, TrainConfig
 from models.launch import RankFailed
 from pipeline.kinds import KINDS
@@ -25,8 +26,30 @@ def default(name: str) -> str:
     return ", ".join([f"{f} {v}" for f, v in own.items()] + [("else " if own else "") + str(base)])
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the bad argument and where the help is, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def split_ratios(text: str) -> tuple[float, float, float]:
+    try:
+        ratios = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three shares summing to 1, e.g. 0.7,0.15,0.15")
+    return ratios
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the traceback of an error (also RNNFLOW_DEBUG=1)",
+    )
     common.add_argument(
         "--data-root",
         default=None,
@@ -39,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads per process (default: $RNNFLOW_THREADS, else the CPUs this process may use "
         "shared by $RNNFLOW_CONCURRENCY runs; 1 on 2 CPUs or fewer)",
     )
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rnnflow",
         description="Recurrent-network pipelines as Prefect flows: ingest, features, train, score.",
         epilog=EPILOG,
@@ -96,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split-ratios",
+        type=split_ratios,
         default=None,
         help="train,val,test shares (0.7,0.15,0.15): of rows without a split (text), of trading dates "
         "in order (prices)",
@@ -273,21 +297,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def feature_settings(args: argparse.Namespace) -> dict:
+    names = ("max_buckets", "min_freq", "max_tokens", "split_ratios", "lookback", "target")
+    return {n: getattr(args, n) for n in names}
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling")
+    options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return options | ({"model": args.model_type} if args.model_type is not None else {})
+
+
+def train_settings(args: argparse.Namespace) -> tuple[dict, dict]:
+    """-> (TrainConfig's settings, the DDP/resume/refresh ones), as train_flow takes them."""
+    names = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "amp")
+    names += ("pin_memory", "reference", "schedule", "weight_decay", "blend")
+    run = ("nproc", "nnodes", "node_rank", "rdzv_endpoint", "resume", "refresh_features")
+    return {n: getattr(args, n) for n in names}, {n: getattr(args, n) for n in run}
+
+
+def check(args: argparse.Namespace, root: str | None) -> None:
+    """What can be known before any flow starts (no Prefect, no torch loaded): a bad source, column,
+    setting, date, missing features or model is one line at once."""
+    if args.command == "ingest":
+        checks.check_ingest(args.kind, args.sources, args.text_col, args.label_col)
+    elif args.command == "features":
+        checks.check_features(args.kind, root, feature_settings(args))
+    elif args.command == "train":
+        settings, ddp = train_settings(args)
+        checks.check_train(args.kind, root, settings, model_options(args), ddp)
+    elif args.command == "score":
+        args.thresholds = drift_view.parse_thresholds(args.drift_threshold)
+        checks.check_score(args.kind, args.input, args.ds, args.model, root)
+    elif args.command == "evaluate":
+        checks.check_ingest(args.kind, [args.input], None, None)
+        checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
+    elif args.command == "repackage":
+        checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
+    elif args.command == "demo":
+        args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+        checks.check_kinds(args.kinds)
+        if args.reviews_source:
+            checks.check_ingest("reviews", [args.reviews_source], None, None)
+
+
 def run(args: argparse.Namespace) -> dict:
     root = args.data_root
-    from flows.checks import check_data_root, check_servers
-
-    check_servers(args.command)  # a server that is down: one line, not a minute of retries
-    check_data_root(args.command, root)  # so is an s3:// data root with a missing bucket or wrong credentials
+    checks.check_servers(args.command)  # a server that is down: one line, not a minute of retries
+    checks.check_data_root(args.command, root)  # so is an s3:// root with a missing bucket or bad credentials
     if args.command == "drift":  # a read of the reports: no flow
         return drift_view.run(args)
-    if args.command == "score":  # a bad date, file, column or model: one line, before any flow starts
-        from flows.checks import check_score
+    check(args, root)
+    from flows import (
+        kind_flows,
+        recovery,
+    )  # imported late (with prefect): `--help` and input errors stay fast
 
-        args.thresholds = drift_view.parse_thresholds(args.drift_threshold)
-        check_score(args.kind, args.input, args.ds, args.model, root)
-    from flows import recovery  # imported late (with prefect): `--help` and input errors stay fast
-
+    assert kind_flows  # prefect is imported, and so is its logging set up
+    quiet_tracebacks(args.verbose)
     try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
         recovery.mark_crashed_flow_runs()
     except Exception as err:
@@ -302,28 +369,10 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     if args.command == "ingest":
         return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
-        ratios = tuple(float(x) for x in args.split_ratios.split(",")) if args.split_ratios else None
-        return kind_flows.features_flow(
-            args.kind,
-            root,
-            args.max_buckets,
-            args.min_freq,
-            args.max_tokens,
-            ratios,
-            lookback=args.lookback,
-            target=args.target,
-        )
+        return kind_flows.features_flow(args.kind, root, **feature_settings(args))
     if args.command == "train":
-        names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack")
-        names += ("pooling",)
-        model_options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-        if args.model_type is not None:
-            model_options["model"] = args.model_type
-        flags = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "nproc")
-        flags += ("nnodes", "node_rank", "rdzv_endpoint", "resume", "amp", "pin_memory", "refresh_features")
-        flags += ("reference", "schedule", "weight_decay", "blend")
-        settings = {n: getattr(args, n) for n in flags}
-        return kind_flows.train_flow(args.kind, root, model_options=model_options, **settings)
+        settings, ddp = train_settings(args)
+        return kind_flows.train_flow(args.kind, root, model_options=model_options(args), **settings, **ddp)
     if args.command == "score":
         return kind_flows.score_flow(
             args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty
@@ -332,23 +381,49 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
     if args.command == "repackage":
         return kind_flows.repackage_flow(args.kind, args.model, root)
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        raise ValueError(f"--kinds {args.kinds!r}: unknown kind(s) {unknown}; choose from {sorted(KINDS)}")
     result = demo.demo_flow(
         root,
         epochs=args.epochs,
         per_country=args.per_country,
         reviews_source=args.reviews_source,
-        kinds=kinds,
+        kinds=args.kinds,
     )
     print(demo.summary(result, root))
     return result
 
 
+class OneLineFormatter(logging.Formatter):
+    """A console formatter that leaves out tracebacks (the API's log keeps them): the CLI ends a failed
+    run with one line naming the error; --verbose (or RNNFLOW_DEBUG=1) shows them."""
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            record = logging.makeLogRecord(record.__dict__ | {"exc_info": None, "exc_text": None})
+            record.stack_info = None
+        return self.inner.format(record)
+
+
+def quiet_tracebacks(verbose: bool) -> None:
+    """The console handlers (Prefect's, on the root logger) print records without tracebacks, unless
+    verbose."""
+    if verbose:
+        return
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.Logger.manager.loggerDict))]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler.formatter, OneLineFormatter
+            ):
+                handler.setFormatter(OneLineFormatter(handler.formatter))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.verbose = args.verbose or os.environ.get("RNNFLOW_DEBUG", "") not in ("", "0")
     if args.data_root:
         os.environ["RNNFLOW_DATA_ROOT"] = args.data_root
     if args.threads is not None:  # for this process, its flows and its torchrun ranks
@@ -359,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args)
     except (ValueError, LookupError, OSError, RankFailed) as err:
-        print(f"rnnflow {args.command}: error: {err}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(err).split("\n")[:1]) or type(err).__name__
+        print(f"rnnflow {args.command}: error: {message}", file=sys.stderr)
         return 2
     if args.command not in ("demo", "drift"):  # those print their own summary
         print(json.dumps(result, indent=2, default=str))

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 from flows.operate import backfill
+from flows.retry import fails_in_one_line
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 from pipeline.text.features import export_split_days
@@ -36,6 +37,7 @@ def export_holdout(kind: str, data_root: str | None, days: list[str]) -> dict[st
 
 
 @flow(name="demo", log_prints=True)
+@fails_in_one_line
 def demo_flow(
     data_root: str | None = None,
     epochs: int | None = None,

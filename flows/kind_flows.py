@@ -8,8 +8,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from flows import artifacts, checks, route_library_logs
-from flows.retry import io_task_options
-from models.config import TrainConfig, train_config
+from flows.retry import fails_in_one_line, io_task_options
+from models.config import TrainConfig
 from models.launch import torchrun
 from pipeline import commit, drift
 from pipeline.families import family_of
@@ -144,6 +144,7 @@ def log_drift(kind: str, resolved, ds: str, report: dict, data_root: str | None)
 
 
 @flow(name="ingest", flow_run_name="ingest-{kind}", log_prints=True)
+@fails_in_one_line
 def ingest_flow(
     kind: str,
     sources: list[str],
@@ -155,6 +156,7 @@ def ingest_flow(
 
     text_col/label_col: source columns holding the text and label (None: the kind's names and aliases).
     """
+    checks.check_ingest(kind, sources, text_col, label_col)
     report = ingest_batch(kind, sources, data_root, text_col, label_col)
     artifacts.ingest_table(kind, report)
     get_run_logger().info(
@@ -168,6 +170,7 @@ def ingest_flow(
 
 
 @flow(name="features", flow_run_name="features-{kind}", log_prints=True)
+@fails_in_one_line
 def features_flow(
     kind: str,
     data_root: str | None = None,
@@ -180,24 +183,17 @@ def features_flow(
 ) -> dict:
     """Text: vocabularies, splits, length-bucketed shards. Prices: dated windows and a training-period
     scaler. Built from all bronze batches; None means the kind's default."""
-    spec = get_kind(kind)
-    family = family_of(spec)
-    cfg = family.feature_config(
-        spec,
-        split_ratios=split_ratios,
-        max_buckets=max_buckets,
-        min_freq=min_freq,
-        max_tokens=max_tokens,
-        lookback=lookback,
-        target=target,
-    )
+    settings = {"split_ratios": split_ratios, "max_buckets": max_buckets, "min_freq": min_freq}
+    settings |= {"max_tokens": max_tokens, "lookback": lookback, "target": target}
+    cfg = checks.check_features(kind, data_root, settings)
     manifest = build_feature_set(kind, data_root, cfg)
-    summary = {k: manifest[k] for k in family.summary_keys}
+    summary = {k: manifest[k] for k in family_of(get_kind(kind)).summary_keys}
     artifacts.features_table(kind, summary)
     return summary
 
 
 @flow(name="train", flow_run_name="train-{kind}", log_prints=True)
+@fails_in_one_line
 def train_flow(
     kind: str,
     data_root: str | None = None,
@@ -233,23 +229,12 @@ def train_flow(
     the last complete checkpoint of the interrupted training. Settings left None take the kind's
     family defaults (models.config.FAMILY_DEFAULTS), then TrainConfig's.
     """
-    cfg = train_config(
-        get_kind(kind).family,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        patience=patience,
-        class_weighting=class_weighting,
-        device=device,
-        seed=seed,
-        amp=amp,
-        pin_memory=pin_memory,
-        reference=reference,
-        schedule=schedule,
-        weight_decay=weight_decay,
-        blend=blend,
-    )
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed}
+    settings |= {"class_weighting": class_weighting, "device": device, "amp": amp, "pin_memory": pin_memory}
+    settings |= {"reference": reference, "schedule": schedule, "weight_decay": weight_decay, "blend": blend}
     ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
+    run = {"resume": resume, "refresh_features": refresh_features}
+    cfg = checks.check_train(kind, data_root, settings, model_options or {}, ddp | run)
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its
     # own version at once, so multi-node trainings use the features built beforehand.
     if refresh_features and not resume and nnodes == 1:
@@ -291,6 +276,7 @@ def evaluate_model(kind: str, input_path: str, model_uri: str, data_root: str | 
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{kind}", log_prints=True)
+@fails_in_one_line
 def evaluate_flow(
     kind: str, input_path: str, model_uri: str | None = None, data_root: str | None = None
 ) -> dict:
@@ -315,6 +301,7 @@ def repackage_version(kind: str, model_uri: str, data_root: str | None) -> dict:
 
 
 @flow(name="repackage", flow_run_name="repackage-{kind}", log_prints=True)
+@fails_in_one_line
 def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | None = None) -> dict:
     """Re-register a version packaged with a pickled wrapper (default: the champion) as models from
     code, from its data files alone (nothing is unpickled); its aliases move to the new version."""
@@ -330,6 +317,7 @@ def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | Non
 
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)
+@fails_in_one_line
 def score_flow(
     kind: str,
     input_path: str | None,

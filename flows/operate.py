@@ -16,7 +16,7 @@ from prefect.states import Completed, State
 
 from flows import artifacts
 from flows.kind_flows import ingest_flow, score_flow, train_flow
-from flows.retry import io_task_options
+from flows.retry import fails_in_one_line, io_task_options
 from pipeline import objectstore
 from pipeline.kinds import KINDS, get_kind
 from pipeline.layout import Layout
@@ -52,6 +52,7 @@ def _day_run_name() -> str:
 
 
 @flow(name="score-day", flow_run_name=_day_run_name, log_prints=True)
+@fails_in_one_line
 def score_day(
     kind: str,
     ds: str | None = None,
@@ -83,6 +84,8 @@ def score_day(
         return Completed(name="Skipped", message=reason, data=result)
     # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
     report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds, allow_empty)
+    if isinstance(report, State) and report.is_failed():  # a user's error, as one line
+        return report
     if isinstance(report, State):  # a drift alert: scored and written, and the run's state says Drift
         return Completed(
             name="Drift",
@@ -107,6 +110,7 @@ def pin_model(kind: str, model_uri: str, data_root: str | None):
 
 
 @flow(name="backfill", flow_run_name="backfill-{kind}-{start}-{end}", log_prints=True)
+@fails_in_one_line
 def backfill(
     kind: str,
     start: str,

@@ -37,9 +37,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} (--{name.replace('_', '-')}) must be >= 1, got {getattr(self, name)}"
+                )
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ValueError(f"lr (--lr) must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay (--weight-decay) must be >= 0, got {self.weight_decay}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.threads is not None and self.threads < 1:
@@ -60,3 +64,27 @@ def train_config(family: str, **given) -> TrainConfig:
     """The TrainConfig for a family: given values (None = not given) over the family's defaults."""
     values = FAMILY_DEFAULTS[family] | {k: v for k, v in given.items() if v is not None}
     return TrainConfig(**values)
+
+
+# The model options each family's model takes (the CLI's --hidden-size etc., a deployment's model_options).
+MODEL_OPTIONS = {
+    "text": {"hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling"}
+    | {"model"},
+    "prices": {"hidden_size", "num_layers", "dropout", "cell"},
+}
+
+
+def check_model_options(family: str, options: dict) -> dict:
+    """ValueError naming the option (as its CLI flag) a family's model does not take or cannot use."""
+    flag = {name: "--" + name.replace("_", "-") for name in options}
+    wrong = sorted(set(options) - MODEL_OPTIONS.get(family, set(options)))
+    if wrong:
+        takes = ", ".join("--" + n.replace("_", "-") for n in sorted(MODEL_OPTIONS[family] - {"model"}))
+        flags = ", ".join(flag[w] for w in wrong)
+        raise ValueError(f"{family}: {flags} do(es) not apply to the {family} model; it takes {takes}")
+    for name in ("hidden_size", "embed_dim", "num_layers"):
+        if name in options and options[name] < 1:
+            raise ValueError(f"{flag[name]} {options[name]}: give 1 or more")
+    if "dropout" in options and not 0.0 <= options["dropout"] < 1.0:
+        raise ValueError(f"--dropout {options['dropout']}: give a share in [0, 1)")
+    return options

@@ -21,7 +21,9 @@ class Family:
     build_features: Callable  # (kind, layout, config) -> manifest
     summary_keys: tuple[str, ...]  # what a features run reports of the manifest
     check_scoring_input: Callable  # (kind, input_path) -> None; ValueError naming the fix, before any flow
+    check_source: Callable  # (path, kind, text_col, label_col) -> None: read_source's refusals, from headers
     special_sources: dict = field(default_factory=dict)  # (kind name, source name) -> reader
+    special_checks: dict = field(default_factory=dict)  # (kind name, source name) -> check(source)
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -47,6 +47,27 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+def check_sources(
+    sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
+) -> None:
+    """Everything about the sources that can be known without reading their rows (they exist, their
+    format and options, their columns): a SourceError naming the source and the fix, before any work."""
+    if not sources:
+        raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
+    family = family_of(kind)
+    for source in sources:
+        name = re.split(r"[:?]", source, maxsplit=1)[0]
+        if (kind.name, name) in family.special_checks:
+            family.special_checks[(kind.name, name)](source)
+        elif objectstore.is_url(source):  # its rows are read from a copy; here: it exists
+            remote = objectstore.open_path(source)
+            objectstore.check(remote)
+            if not remote.exists():
+                raise SourceError(f"{source}: no such object or prefix")
+        else:
+            family.check_source(Path(source), kind, text_col, label_col)
+
+
 def load_sources(
     sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
 ) -> pl.DataFrame:
@@ -148,8 +169,7 @@ def ingest(
 
     text_col/label_col: source columns holding the text and label (bronze keeps the kind's names).
     """
-    if not sources:
-        raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
+    check_sources(sources, kind, text_col, label_col)
     commit.recover(layout.root)  # what a killed run left: its commit finished, or its staging removed
     raw = load_sources(sources, kind, text_col, label_col)
     key = fingerprint(sources, raw, kind, text_col, label_col)

@@ -32,7 +32,10 @@ def _fraction(key: str) -> float:
 
 def check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
     if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+        raise ValueError(
+            f"split_ratios (--split-ratios) must be three non-negative shares summing to 1, e.g. "
+            f"0.7,0.15,0.15; got {','.join(str(r) for r in ratios)}"
+        )
     return ratios
 
 

@@ -16,6 +16,7 @@ import torch
 
 from models import packaging, plots, tracking
 from models.batching import BucketBatches
+from models.config import check_model_options
 from models.job import Job, run
 from models.metrics import regression_metrics
 from models.packaging import log_pyfunc
@@ -87,18 +88,6 @@ class Windows:
         return decode_target(self.raw, y, self.scaler["target"]), loss_sum / max(len(self.raw), 1)
 
 
-def check_options(options: dict) -> dict:
-    allowed = {"hidden_size", "num_layers", "dropout", "cell"}
-    wrong = sorted(set(options) - allowed)
-    if wrong:
-        flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
-        raise ValueError(
-            f"prices: {flags} do(es) not apply to the price model; it takes "
-            "--hidden-size, --num-layers, --dropout and --cell"
-        )
-    return options
-
-
 def rmse_objective(val: Windows) -> Objective:
     def evaluate(model, _batches, device) -> dict[str, float]:
         forecast, loss = val.forecast(model, device)
@@ -132,7 +121,9 @@ class PriceJob(Job):
                 f"prices: features {manifest['version']} hold no validation windows; "
                 "ingest more history or lower --lookback"
             )
-        self.model_cfg = RNNRegressorConfig(input_size=len(BARS), **check_options(self.options))
+        self.model_cfg = RNNRegressorConfig(
+            input_size=len(BARS), **check_model_options("prices", self.options)
+        )
         self.model = RNNRegressor(self.model_cfg)
         self.train_rows = len(self.train.raw)
 

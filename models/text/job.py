@@ -14,6 +14,7 @@ import numpy as np
 
 from models import packaging, plots, tracking
 from models.batching import BucketBatches
+from models.config import check_model_options
 from models.job import Job, run
 from models.metrics import classification_metrics, majority_baseline, report_table
 from models.run_scope import Launch, Scope
@@ -89,6 +90,7 @@ class TextJob(Job):
 
     def __init__(self, kind, layout, cfg, model_options, launch) -> None:
         super().__init__(kind, layout, cfg, model_options, launch)
+        check_model_options("text", self.options)
         self.model_type = self.options.pop("model", "rnn")
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"--model {self.model_type!r}: choose one of {', '.join(MODEL_TYPES)}")

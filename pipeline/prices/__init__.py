@@ -12,6 +12,8 @@ FAMILY = register(
         build_features=features.build_price_features,
         summary_keys=("version", "rows", "split_dates", "lookback", "tickers_too_short"),
         check_scoring_input=sources.check_scoring_input,
+        check_source=lambda path, kind, text_col=None, label_col=None: sources.check_price_source(path, kind),
         special_sources=packaged.SPECIAL_SOURCES,
+        special_checks=packaged.SPECIAL_CHECKS,
     )
 )

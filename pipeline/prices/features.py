@@ -41,7 +41,7 @@ class PriceFeatureConfig:
 
     def __post_init__(self) -> None:
         if self.lookback < 2:
-            raise ValueError(f"lookback must be >= 2 trading days, got {self.lookback}")
+            raise ValueError(f"lookback (--lookback) must be >= 2 trading days, got {self.lookback}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         check_ratios(tuple(self.split_ratios))

@@ -31,6 +31,31 @@ def read_price_source(path: Path, kind: PriceKind) -> pl.DataFrame:
     return read_price_file(path, kind)
 
 
+def check_price_source(path: Path, kind: PriceKind) -> None:
+    """What read_price_source would refuse, found from the files' headers alone."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise SourceError(f"{path}: directory holds no .csv/.tsv/.parquet price files")
+    for file in files:
+        if file.suffix.lower() not in SUFFIXES:
+            suffix = file.suffix.lower()
+            raise SourceError(
+                f"{file}: unsupported price source {suffix!r}; use .csv, .tsv, .parquet or a folder"
+            )
+        if file.stat().st_size == 0:
+            raise SourceError(f"{file}: file is empty; expected a header Date,Open,High,Low,Close,Volume")
+        try:
+            if file.suffix.lower() == ".parquet":
+                header = pl.DataFrame(schema=pl.read_parquet_schema(str(file)))
+            else:
+                header = read_delimited(file, n_rows=0)
+        except (pl.exceptions.PolarsError, OSError) as err:
+            raise SourceError(f"{file}: cannot be read: {err}".splitlines()[0]) from None
+        read_price_file(file, kind, frame=header)  # the column checks, on no rows
+
+
 def read_price_file(path: Path, kind: PriceKind, frame: pl.DataFrame | None = None) -> pl.DataFrame:
     """One file (or an already read `frame`, named by `path`) -> OUTPUT strings + lineage."""
     suffix = path.suffix.lower()

