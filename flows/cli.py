@@ -348,12 +348,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "drift":  # a read of the reports: no flow
         return drift_view.run(args)
     check(args, root)
-    from flows import (
-        kind_flows,
-        recovery,
-    )  # imported late (with prefect): `--help` and input errors stay fast
+    import prefect  # noqa: F401  imported late: `--help` and input errors stay fast; it sets up logging
 
-    assert kind_flows  # prefect is imported, and so is its logging set up
+    from flows import recovery
+
     quiet_tracebacks(args.verbose)
     try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
         recovery.mark_crashed_flow_runs()
