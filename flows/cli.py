@@ -348,9 +348,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.command == "drift":  # a read of the reports: no flow
         return drift_view.run(args)
     check(args, root)
-    import prefect  # noqa: F401  imported late: `--help` and input errors stay fast; it sets up logging
-
-    from flows import recovery
+    # imported late (with prefect, whose import sets up its console logging): --help and errors stay fast
+    from flows import kind_flows, recovery  # noqa: F401
 
     quiet_tracebacks(args.verbose)
     try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
