@@ -68,7 +68,8 @@ format: $(VENV)/.installed-dev ## Apply ruff format and autofixes
 
 server: $(VENV)/.installed-demo ## Prefect server on 127.0.0.1:4200 (PREFECT_PORT=), in the foreground
 	$(BIN)/python -m flows.preflight
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_SERVER_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 worker: $(VENV)/.installed-demo ## Process worker on the work pool rnnflow (POOL=, WORKER_LIMIT= runs at once), in the foreground
 	PREFECT_API_URL=$(API_URL) RNNFLOW_DATA_ROOT=$(ROOT_ARG) RNNFLOW_CONCURRENCY=$(WORKER_LIMIT) \

@@ -3,6 +3,8 @@ MLflow run and model version, so the Prefect UI answers "what did this run do?" 
 
 from __future__ import annotations
 
+import os
+
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 
@@ -11,11 +13,29 @@ def _key(*parts: str) -> str:
     return "-".join(parts).lower().replace("_", "-")
 
 
+UI_ENV = "RNNFLOW_MLFLOW_UI"  # where the MLflow UI of an embedded store is served (`make mlflow-ui`)
+
+
+def mlflow_ui(tracking_uri: str | None = None) -> str | None:
+    """The MLflow UI's address: the tracking server's, else $RNNFLOW_MLFLOW_UI; None: not known."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get(UI_ENV, "").rstrip("/") or None
+
+
 def mlflow_run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    """A clickable link when MLflow is a server; else the run id and how to open the UI."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"[{run_id}]({tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id})"
-    return f"{run_id} (`mlflow ui --backend-store-uri {tracking_uri}`)"
+    """A clickable link when the MLflow UI's address is known; else the run id and how to open it."""
+    ui = mlflow_ui(tracking_uri)
+    if ui:
+        return f"[{run_id}]({ui}/#/experiments/{experiment_id}/runs/{run_id})"
+    return f"{run_id} (`mlflow ui --backend-store-uri {tracking_uri}`; set ${UI_ENV} for links)"
+
+
+def mlflow_version_link(name: str, version: int) -> str:
+    """The registered version, linked to its page in the MLflow UI when its address is known."""
+    ui = mlflow_ui()
+    return f"[{name} v{version}]({ui}/#/models/{name}/versions/{version})" if ui else f"{name} v{version}"
 
 
 def ingest_table(kind: str, report: dict) -> None:
@@ -58,7 +78,7 @@ def train_table(kind: str, report: dict) -> None:
         if k.startswith(("best_val", "test", "baseline", "persistence", "reference")) and v is not None
     }
     rows = [
-        {"item": "registered model", "value": f"{report['model_name']} v{report['version']}"},
+        {"item": "registered model", "value": mlflow_version_link(report["model_name"], report["version"])},
         {"item": "champion", "value": f"v{report['champion_version']}: {report['champion_decision']}"},
         {
             "item": "MLflow run",
@@ -81,8 +101,12 @@ def score_table(kind: str, ds: str, source: str, report: dict) -> None:
         {"item": "rows scored", "value": report["rows"] - report["rows_unscored"]},
         {"item": "rows without a prediction", "value": report["rows_unscored"]},
         {"item": "wrote", "value": report["path"]},
-        {"item": "model", "value": f"{report['model_name']} v{report['model_version']}"},
-        {"item": "MLflow run of the model", "value": report["run_id"]},
+        {"item": "model", "value": mlflow_version_link(report["model_name"], report["model_version"])},
+        {"item": "resolved from", "value": report.get("model_uri", "")},
+        {
+            "item": "MLflow run of the model",
+            "value": mlflow_run_link("", report["experiment_id"], report["run_id"]),
+        },
     ]
     if report.get("tickers_not_ok"):
         rows.append({"item": "tickers without a clean forecast", "value": str(report["tickers_not_ok"])})

@@ -362,22 +362,24 @@ def run(args: argparse.Namespace) -> dict:
 
 def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     from flows import demo, kind_flows
+    from flows.kind_flows import of_kind
 
     if args.command == "ingest":
-        return kind_flows.ingest_flow(args.kind, args.sources, root, args.text_col, args.label_col)
+        flow = of_kind(kind_flows.ingest_flow, args.kind)
+        return flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
-        return kind_flows.features_flow(args.kind, root, **feature_settings(args))
+        return of_kind(kind_flows.features_flow, args.kind)(args.kind, root, **feature_settings(args))
     if args.command == "train":
         settings, ddp = train_settings(args)
-        return kind_flows.train_flow(args.kind, root, model_options=model_options(args), **settings, **ddp)
+        flow = of_kind(kind_flows.train_flow, args.kind)
+        return flow(args.kind, root, model_options=model_options(args), **settings, **ddp)
     if args.command == "score":
-        return kind_flows.score_flow(
-            args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty
-        )
+        flow = of_kind(kind_flows.score_flow, args.kind)
+        return flow(args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty)
     if args.command == "evaluate":
-        return kind_flows.evaluate_flow(args.kind, args.input, args.model, root)
+        return of_kind(kind_flows.evaluate_flow, args.kind)(args.kind, args.input, args.model, root)
     if args.command == "repackage":
-        return kind_flows.repackage_flow(args.kind, args.model, root)
+        return of_kind(kind_flows.repackage_flow, args.kind)(args.kind, args.model, root)
     result = demo.demo_flow(
         root,
         epochs=args.epochs,

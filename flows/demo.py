@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, of_kind, score_flow, train_flow
 from flows.operate import backfill
 from flows.retry import fails_in_one_line
 from pipeline.kinds import get_kind
@@ -58,20 +58,20 @@ def demo_flow(
     options = {"names": {}, "reviews": {}, "prices": {"lr": 1e-3, "batch_size": 128}}
     results = {}
     for kind in kinds:
-        ingested = ingest_flow(kind, [sources[kind]], data_root)
-        features = features_flow(kind, data_root)
-        trained = train_flow(kind, data_root, **{"epochs": epochs, **options[kind]})
+        ingested = of_kind(ingest_flow, kind)(kind, [sources[kind]], data_root)
+        features = of_kind(features_flow, kind)(kind, data_root)
+        trained = of_kind(train_flow, kind)(kind, data_root, **{"epochs": epochs, **options[kind]})
         result = {"ingest": ingested, "features": features, "train": trained}
         if trained["champion_version"] is None and trained.get("reference_val_accuracy") is not None:
             # The RNN lost to its n-gram reference, and nothing else is champion: the reference, trained
             # as a model of its own (`rnnflow train KIND --model ngram`), serves instead.
-            result["fallback"] = train_flow(kind, data_root, model_options={"model": "ngram"})
+            result["fallback"] = of_kind(train_flow, kind)(kind, data_root, model_options={"model": "ngram"})
         model = None
         if (result.get("fallback") or trained)["champion_version"] is None:  # prices lost to persistence
             model = f"models:/{trained['model_name']}/{trained['version']}"
         if not get_kind(kind).daily_input:  # prices: forecast the day after the last bar in the data
             last = max(t["last"] for t in features_tickers(kind, data_root).values())
-            result["score"] = score_flow(kind, None, last, model, data_root=data_root)
+            result["score"] = of_kind(score_flow, kind)(kind, None, last, model, data_root=data_root)
         else:
             export_holdout(kind, data_root, days)
             result["score"] = backfill(kind, days[0], days[-1], model, data_root=data_root)

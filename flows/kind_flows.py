@@ -21,6 +21,12 @@ from pipeline.storage import PART_FILE, PartitionWriter, latest_features, score_
 route_library_logs()
 
 
+def of_kind(flow_object, kind: str):
+    """The flow named for its kind (ingest-names, train-prices, ...), as the deployments' flows are, so
+    that Prefect's runs list says which kind each run is."""
+    return flow_object.with_options(name=f"{flow_object.name}-{kind}")
+
+
 def scorer_of(family: str):
     """The family's scorer. models.jobs loads torch and mlflow (~4 s of CPU), so it is imported by the
     steps that need a model, and an ingest or features run starts without them."""
@@ -340,6 +346,13 @@ def score_flow(
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
     inputs, rejected = read_input(kind, input_path, ds, data_root, allow_empty)
     resolved, model = load_model(kind, pinned.uri, data_root)
+    get_run_logger().info(
+        "scoring with %s v%d, resolved from %s (MLflow run %s)",
+        resolved.name,
+        resolved.version,
+        pinned.requested,
+        resolved.run_id,
+    )
     day, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root)
     try:
         rows = counts["rows"]
@@ -359,6 +372,9 @@ def score_flow(
         "model_name": resolved.name,
         "model_version": resolved.version,
         "run_id": resolved.run_id,
+        "experiment_id": resolved.experiment_id,
+        "tracking_uri": resolved.tracking_uri,
+        "model_uri": pinned.requested,
         "path": path,
         "drift": drifted["verdict"],
         "drift_metrics": {k: m["verdict"] for k, m in drifted.get("metrics", {}).items()},
@@ -373,6 +389,5 @@ def score_flow(
         message = f"{kind} ds={ds}: drift alert {flagged} (predictions written to {path})"
         logger.warning("%s", message)
         return Completed(name="Drift", message=message, data=report)
-    if flagged:
-        logger.info("%s ds=%s: drift %s %s", kind, ds, drifted["verdict"], flagged)
+    logger.info("%s ds=%s: drift %s %s", kind, ds, drifted["verdict"], flagged or "(every metric ok)")
     return report

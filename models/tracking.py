@@ -310,6 +310,9 @@ class ResolvedModel:
     version: int
     run_id: str
     uri: str  # pinned to the version, so a moving alias cannot change it mid-run
+    requested: str = ""  # what was asked for, e.g. models:/names-nationality@champion
+    experiment_id: str = ""  # the training run's
+    tracking_uri: str = ""
 
 
 def resolve(uri: str) -> ResolvedModel:
@@ -334,4 +337,8 @@ def resolve(uri: str) -> ResolvedModel:
             f"model {uri!r} not found in the registry at {mlflow.get_registry_uri()}: {err.message}. "
             "Train one first (`rnnflow train ...`) or pass --model models:/<name>/<version>"
         ) from None
-    return ResolvedModel(mv.name, int(mv.version), mv.run_id, f"models:/{mv.name}/{mv.version}")
+    experiment = client.get_run(mv.run_id).info.experiment_id if mv.run_id else ""
+    pinned = f"models:/{mv.name}/{mv.version}"
+    return ResolvedModel(
+        mv.name, int(mv.version), mv.run_id, pinned, uri, experiment, mlflow.get_tracking_uri()
+    )
