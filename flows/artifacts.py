@@ -155,3 +155,13 @@ def evaluation_table(kind: str, source: str, report: dict) -> None:
         ),
     ]
     create_table_artifact(rows, key=_key("evaluate", kind), description=f"Evaluation of {kind} on {source}")
+
+
+def drift_history(kind: str, start: str, end: str, result: dict) -> None:
+    """The days' drift verdicts, and where the trend's plot is."""
+    rows = [{"ds": ds, "verdict": verdict} for ds, verdict in result["days"].items()]
+    create_table_artifact(
+        rows,
+        key=_key("drift-history", kind),
+        description=f"Drift of {kind} from {start} to {end}; plot: {result['plot']}",
+    )

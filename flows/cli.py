@@ -334,6 +334,8 @@ def check(args: argparse.Namespace, root: str | None) -> None:
         checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
     elif args.command == "repackage":
         checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
+    elif args.command == "drift":
+        drift_view.check(args.kind, args.start, args.end, root)
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
@@ -345,8 +347,6 @@ def run(args: argparse.Namespace) -> dict:
     root = args.data_root
     checks.check_servers(args.command)  # a server that is down: one line, not a minute of retries
     checks.check_data_root(args.command, root)  # so is an s3:// root with a missing bucket or bad credentials
-    if args.command == "drift":  # a read of the reports: no flow
-        return drift_view.run(args)
     check(args, root)
     # imported late (with prefect, whose import sets up its console logging): --help and errors stay fast
     from flows import kind_flows, recovery  # noqa: F401
@@ -380,6 +380,8 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return of_kind(kind_flows.evaluate_flow, args.kind)(args.kind, args.input, args.model, root)
     if args.command == "repackage":
         return of_kind(kind_flows.repackage_flow, args.kind)(args.kind, args.model, root)
+    if args.command == "drift":
+        return drift_view.run(args)
     result = demo.demo_flow(
         root,
         epochs=args.epochs,

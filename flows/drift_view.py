@@ -1,10 +1,9 @@
 """`rnnflow drift KIND --start --end`: the daily drift metrics of scored partitions as a table and a
-PNG, and the parsing of `--drift-threshold METRIC=WARN,ALERT`."""
+PNG (a flow: drift_flow), and the parsing of `--drift-threshold METRIC=WARN,ALERT`."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_parser(sub, common: argparse.ArgumentParser, kinds: list[str]) -> None:
@@ -18,7 +17,11 @@ def add_parser(sub, common: argparse.ArgumentParser, kinds: list[str]) -> None:
     p.add_argument("kind", choices=kinds)
     p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
-    p.add_argument("--plot", default=None, help="PNG to write (default drift-<kind>-<start>-<end>.png)")
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="PNG to write (default <data-root>/reports/drift-<kind>-<start>-<end>.png)",
+    )
 
 
 def parse_thresholds(given: list[str]) -> dict | None:
@@ -39,21 +42,20 @@ def parse_thresholds(given: list[str]) -> dict | None:
     return out or None
 
 
-def run(args: argparse.Namespace) -> dict:
-    from models.plots import drift_trend
+def check(kind: str, start: str, end: str, data_root: str | None) -> None:
+    """Dates that are dates, in order, and at least one drift report between them: one line if not."""
     from pipeline import monitoring
     from pipeline.layout import Layout
 
-    frame = monitoring.history(Layout.of(args.kind, args.data_root), args.start, args.end)
-    if frame.is_empty():
-        raise LookupError(
-            f"no drift reports for {args.kind} from {args.start} to {args.end}; score those days first"
-        )
-    import polars as pl
+    if monitoring.history(Layout.of(kind, data_root), start, end).is_empty():
+        raise LookupError(f"no drift reports for {kind} from {start} to {end}; score those days first")
 
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-        print(monitoring.wide(frame))
-    plot = drift_trend(frame, args.kind, Path(args.plot or f"drift-{args.kind}-{args.start}-{args.end}.png"))
-    days = frame.select("ds", "day_verdict").unique().sort("ds")
-    print(f"plot: {plot}")
-    return {"kind": args.kind, "days": {str(d): v for d, v in days.iter_rows()}, "plot": str(plot)}
+
+def run(args: argparse.Namespace) -> dict:
+    """The drift flow (its table on stdout, its plot under the data root or at --plot)."""
+    from flows.kind_flows import drift_flow, of_kind
+
+    result = of_kind(drift_flow, args.kind)(args.kind, args.start, args.end, args.data_root, args.plot)
+    print(result.pop("table"))
+    print(f"plot: {result['plot']}")
+    return result

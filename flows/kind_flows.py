@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -11,7 +13,7 @@ from flows import artifacts, checks, route_library_logs
 from flows.retry import fails_in_one_line, io_task_options
 from models.config import TrainConfig
 from models.launch import torchrun
-from pipeline import commit, drift
+from pipeline import commit, drift, objectstore
 from pipeline.families import family_of
 from pipeline.ingest import ingest
 from pipeline.kinds import get_kind
@@ -320,6 +322,41 @@ def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | Non
         report["aliases_moved"],
     )
     return report
+
+
+@task(cache_policy=NO_CACHE)
+def drift_plot(kind: str, start: str, end: str, data_root: str | None, plot: str | None) -> dict:
+    """The daily drift metrics from start to end as a table, and their trend as a PNG written under the
+    data root (reports/) unless `plot` names a file."""
+    import tempfile
+
+    import polars as pl
+
+    from models.plots import drift_trend
+    from pipeline import monitoring, storage
+
+    layout = Layout.of(kind, data_root)
+    frame = monitoring.history(layout, start, end)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        table = str(monitoring.wide(frame))
+    target = plot or layout.reports / f"drift-{kind}-{start}-{end}.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        drawn = drift_trend(frame, kind, Path(tmp) / "trend.png")
+        storage.write_bytes_atomic(drawn.read_bytes(), objectstore.as_path(str(target)))
+    days = frame.select("ds", "day_verdict").unique().sort("ds")
+    return {"table": table, "days": {str(d): v for d, v in days.iter_rows()}, "plot": str(target)}
+
+
+@flow(name="drift", flow_run_name="drift-{kind}-{start}-{end}", log_prints=True)
+@fails_in_one_line
+def drift_flow(
+    kind: str, start: str, end: str, data_root: str | None = None, plot: str | None = None
+) -> dict:
+    """The daily drift verdicts and metrics of the days scored from start to end: a table (also as an
+    artifact) and a PNG of the trend under the data root's reports/."""
+    result = drift_plot(kind, start, end, data_root, plot)
+    artifacts.drift_history(kind, start, end, result)
+    return {"kind": kind, **result}
 
 
 @flow(name="score", flow_run_name="score-{kind}-{ds}", log_prints=True)

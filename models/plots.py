@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: workers have no display
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -78,6 +79,9 @@ def drift_trend(frame, kind: str, path: Path) -> Path:
         ax.axhline(part["alert"][0], color="red", linestyle="--", linewidth=1, label="alert")
         ax.set_ylabel(name, fontsize=8)
         ax.legend(loc="upper left", fontsize=7)
+    span = (max(frame["ds"]) - min(frame["ds"])).days + 1
+    axes[-1, 0].xaxis.set_major_locator(mdates.DayLocator(interval=max(1, span // 12)))  # daily points
+    axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     axes[0, 0].set_title(f"{kind}: drift against the training distributions, per scored day")
     fig.autofmt_xdate()
     fig.tight_layout()

@@ -64,6 +64,10 @@ class Layout:
     def prediction_partition(self, ds: str) -> Path:
         return self.predictions / f"ds={ds}"
 
+    @property
+    def reports(self) -> Path:  # plots and reports made for people (drift trends)
+        return self.root / "reports"
+
     # A tree of its own: polars refuses to read a partition folder that holds anything but Parquet.
     def drift_report(self, ds: str) -> Path:  # drift/<kind>/ds=<ds>.json, the day's drift report
         return self.root / "drift" / self.kind / f"ds={ds}.json"

@@ -82,6 +82,10 @@ def test_a_backfill_names_the_days_that_alerted_and_drift_shows_the_trend(root, 
     out = capsys.readouterr().out
     assert code == 0 and plot.stat().st_size > 1000
     assert DAYS[0] in out and DAYS[1] in out and "oov_psi" in out and "alert" in out
+    args = ["drift", "names", "--start", DAYS[0], "--end", DAYS[1], "--data-root", str(root)]
+    assert main(args) == 0  # a flow, whose plot goes under the data root by default
+    assert (root / "reports" / f"drift-names-{DAYS[0]}-{DAYS[1]}.png").stat().st_size > 1000
+    capsys.readouterr()
     assert (
         main(["drift", "names", "--start", "2026-01-01", "--end", "2026-01-02", "--data-root", str(root)])
         == 2
