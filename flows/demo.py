@@ -147,6 +147,10 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
             f"\n    reference   n-gram model: test accuracy {tr['reference_test_accuracy']:.3f}, "
             f"macro-F1 {tr['reference_test_macro_f1']:.3f} ({tr['reference_seconds']:.0f}s to train)"
         )
+    if tr.get("test_accuracy_ci95_low") is not None:
+        test += f"; 95% interval {tr['test_accuracy_ci95_low']:.3f}-{tr['test_accuracy_ci95_high']:.3f}"
+    if tr.get("verdict"):
+        test += f"\n    verdict     {tr['verdict']} (McNemar)"
     if tr.get("blend_reference_share") is not None:
         test += (
             f"\n    blend       the GRU alone: test accuracy {tr['rnn_test_accuracy']:.3f}, macro-F1 "
@@ -166,19 +170,19 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
 
 def price_lines(feat: dict, tr: dict, sc: dict) -> list[str]:
     t, p, dates = tr["test"], tr["persistence"], feat["split_dates"]
-    verdict = (
-        f"    verdict     beats persistence on test RMSE ({t['rmse']:.3f} < {p['rmse']:.3f})"
-        if t["rmse"] < p["rmse"]
-        else f"    verdict     WORSE than persistence (tomorrow = today) on test RMSE: {t['rmse']:.3f} "
-        f"against {p['rmse']:.3f}; do not use its forecasts over the naive one"
-    )
+    verdict = f"    verdict     {tr['verdict']} (Diebold-Mariano)"
+    if not tr["verdict"].startswith("beats"):
+        verdict += "; prefer the naive forecast (tomorrow = today)"
+    low, high = t["directional_ci95"]
+    up = tr["always_up_directional_accuracy"]
+    direction = "no better than" if low <= up else "better than"
     return [
         f"    features    {sum(feat['rows'].values()):,} windows of {feat['lookback']} days "
         f"({counts(feat['rows'])}); val from {dates['val_start']}, test from {dates['test_start']}",
         f"    test        RMSE {t['rmse']:.3f} (persistence {p['rmse']:.3f}); MAE {t['mae']:.3f} "
         f"({p['mae']:.3f}); MAPE {t['mape']:.2f}% ({p['mape']:.2f}%)",
         verdict,
-        f"    direction   {t['directional_accuracy']:.3f} of test days right (persistence "
-        f"{p['directional_accuracy']:.3f}, always-up {tr['always_up_directional_accuracy']:.3f})",
+        f"    direction   {t['directional_accuracy']:.3f} of test days right (95% {low:.3f}-{high:.3f}), "
+        f"{direction} always-up ({up:.3f})",
         f"    forecast    {sc['rows']} tickers ({sc['rows_unscored']} without a forecast) -> {sc['path']}",
     ]

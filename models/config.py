@@ -60,6 +60,15 @@ class TrainConfig:
 FAMILY_DEFAULTS = {"text": {"epochs": 12, "schedule": "onecycle", "weight_decay": 0.05}, "prices": {}}
 
 
+# TrainConfig settings a family's training does not use (left out of its MLflow params).
+FAMILY_UNUSED = {"prices": ("blend", "class_weighting")}
+
+
+def train_params(family: str, cfg: TrainConfig) -> dict:
+    """The settings a family's training uses, as its MLflow params show them."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in FAMILY_UNUSED.get(family, ())}
+
+
 def train_config(family: str, **given) -> TrainConfig:
     """The TrainConfig for a family: given values (None = not given) over the family's defaults."""
     values = FAMILY_DEFAULTS[family] | {k: v for k, v in given.items() if v is not None}

@@ -16,6 +16,7 @@ import mlflow
 import polars as pl
 
 from models import checkpoint, tracking
+from models.config import train_params
 from models.run_scope import Launch, Scope, training_run
 from models.train import FitResult, TrainConfig, resolve_device, seed_everything
 from pipeline.kinds import Kind
@@ -31,6 +32,7 @@ class Job(ABC):
 
     champion_metric: ClassVar[str]  # picks the champion; logged as result.best_value
     higher_is_better: ClassVar[bool] = True
+    reference_model_id: str | None = None  # the logged reference model (text), which gets its metrics
 
     def __init__(
         self, kind: Kind, layout: Layout, cfg: TrainConfig, model_options: dict | None, launch: Launch | None
@@ -103,7 +105,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
     seed_everything(job.cfg.seed)
     job.prepare(folder, job.manifest)
     log.info("%s", job.describe())
-    params = {f"train.{k}": v for k, v in job.cfg.to_dict().items()}
+    params = {f"train.{k}": v for k, v in train_params(job.kind.family, job.cfg).items()}
     params |= {f"model.{k}": v for k, v in job.model_cfg.to_dict().items()}
     params |= {"device": str(job.device), "train_rows": job.train_rows, **job.params()}
     with training_run(job.kind.name, job.layout, job.manifest, job.launch, params) as scope:
@@ -112,18 +114,21 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             return None
         log_datasets(job, folder)
         metrics = job.evaluate(result)
-        mlflow.log_metrics(
-            {
-                job.champion_metric: result.best_value,
-                "best_epoch": result.best_epoch,
-                "train_samples_per_s": result.samples_per_s,
-                **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
-                **{k: v for k, v in metrics.items() if v is not None},
-            }
-        )
         job.model.cpu()
         with tempfile.TemporaryDirectory() as tmp:
             info = job.log_model(Path(tmp), result)
+        # logged after the models, each set linked to its own model (MLflow would link all to each)
+        final = {
+            job.champion_metric: result.best_value,
+            "best_epoch": result.best_epoch,
+            "train_samples_per_s": result.samples_per_s,
+            **{f"train_samples_per_s_rank{r}": v for r, v in enumerate(result.samples_per_s_per_rank)},
+            **{k: v for k, v in metrics.items() if v is not None},
+        }
+        reference = {k: v for k, v in final.items() if k.startswith("reference_")}
+        mlflow.log_metrics({k: v for k, v in final.items() if k not in reference}, model_id=info.model_id)
+        if reference:
+            mlflow.log_metrics(reference, model_id=job.reference_model_id)
         outcome = tracking.register_and_promote(
             job.kind.model_name,
             info,
@@ -137,6 +142,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             reference=job.reference(),
             descriptions=(job.model_description(), version_description(job, result.best_value)),
         )
+        mlflow.set_tag("mlflow.note.content", run_description(job, result.best_value, outcome))
     checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
     log.info("registered %s v%d; %s", job.kind.model_name, outcome["version"], outcome["champion_decision"])
     common = {
@@ -174,6 +180,15 @@ def log_datasets(job: Job, folder: Path) -> None:
             )
         tags = {"features_version": manifest["version"], "split": split}
         mlflow.log_input(dataset, context=CONTEXTS[split], tags=tags)
+
+
+def run_description(job: Job, value: float, outcome: dict) -> str:
+    """What the MLflow UI shows on the training run's page."""
+    return (
+        f"Training of {job.kind.model_name} ({job.kind.name}) on features {job.manifest['version']}: "
+        f"{job.champion_metric} {value:.4f}. Registered as v{outcome['version']}; "
+        f"{outcome['champion_decision']}."
+    )
 
 
 def version_description(job: Job, value: float) -> str:

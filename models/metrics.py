@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -110,3 +112,51 @@ def binary_metrics(y_true: np.ndarray, probs: np.ndarray, positive: int, majorit
         "baseline_f1": binary_f1(y, constant.astype(bool)),
         "baseline_roc_auc": roc_auc(y, constant),
     }
+
+
+def _two_sided_p(z: float) -> float:
+    return float(math.erfc(abs(z) / math.sqrt(2)))
+
+
+def diebold_mariano(actual: np.ndarray, forecast: np.ndarray, other: np.ndarray) -> float:
+    """p-value of the Diebold-Mariano test that two one-step forecasts are equally accurate in squared
+    error (d = e^2 - e_other^2; h = 1, so no autocovariance terms; the Harvey-Leybourne-Newbold small-sample
+    factor; two-sided, normal). Windows of several tickers count as independent: an approximation."""
+    d = (np.asarray(forecast) - actual) ** 2 - (np.asarray(other) - actual) ** 2
+    n = len(d)
+    if n < 3 or float(np.var(d)) == 0.0:
+        return 1.0
+    stat = float(np.mean(d)) / math.sqrt(float(np.var(d, ddof=1)) / n) * math.sqrt((n - 1) / n)
+    return _two_sided_p(stat)
+
+
+def mcnemar(y: np.ndarray, predicted: np.ndarray, other: np.ndarray) -> float:
+    """p-value of McNemar's test that two classifiers are equally accurate on the same rows (the rows only
+    one of them gets right decide; continuity-corrected, chi-square with 1 degree of freedom)."""
+    right, other_right = np.asarray(predicted) == y, np.asarray(other) == y
+    b, c = int((right & ~other_right).sum()), int((~right & other_right).sum())
+    if b + c == 0:
+        return 1.0
+    chi2 = (abs(b - c) - 1) ** 2 / (b + c)
+    return _two_sided_p(math.sqrt(chi2))
+
+
+SIGNIFICANT = 0.05  # below this p-value a difference is reported as one; above, "no better than"
+
+
+def compared(name: str, ours: float, theirs: float, other: str, p_value: float, lower_better: bool) -> str:
+    """A verdict that does not call noise a win: beats / no better than / worse than, with the p-value."""
+    better = ours < theirs if lower_better else ours > theirs
+    figures = f"{ours:.4f} vs {theirs:.4f}, p={p_value:.3f}"
+    if p_value >= SIGNIFICANT:
+        return f"no better than {other} on test {name} ({figures}: a difference within noise)"
+    return f"{'beats' if better else 'WORSE than'} {other} on test {name} ({figures})"
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (directional accuracy over n test days)."""
+    if n == 0:
+        return (0.0, 1.0)
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(centre - half), float(centre + half))

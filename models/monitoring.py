@@ -3,6 +3,8 @@ version's logged model, and the version's tags saying how it fared on the latest
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
@@ -27,7 +29,9 @@ def log_drift(kind: str, resolved: ResolvedModel, ds: str, report: dict, layout:
         "mlflow.note.content": f"Drift of {kind} ds={ds} scored by {resolved.name} v{resolved.version}: "
         f"{report['verdict']}",
     }
-    name = f"drift-{kind}-{ds}-v{resolved.version}"
+    name = (
+        f"drift-{kind}-{ds}-v{resolved.version}-at-{datetime.now(UTC):%Y%m%dT%H%M%S}"  # a re-score: another
+    )
     with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags | upkeep.owner_tags()) as run:
         metrics = {k: m["value"] for k, m in report.get("metrics", {}).items() if m["value"] is not None}
         metrics["rows"] = report["rows"]

@@ -52,9 +52,11 @@ def log_pyfunc(
     input_example: pd.DataFrame,
     name: str = "model",
     drift_reference: dict | Callable[[mlflow.pyfunc.PythonModel], dict] | None = None,
+    params: dict | None = None,
 ):
     """Every kind's packaging: weights (state_dict) + spec.json + extra artifacts as a pyfunc `name`,
-    with `entry` (a registered models-from-code file) as its code.
+    with `entry` (a registered models-from-code file) as its code. The logged model carries `params`
+    (its own settings) and none of the run's: a run that logs several models keeps them apart.
 
     drift_reference: what scoring compares each day with (pipeline/*/profile.py), or a function of the
     packaged model, loaded as scoring will load it, that computes it; shipped as drift_reference.json."""
@@ -71,6 +73,14 @@ def log_pyfunc(
     if drift_reference is not None:
         (workdir / "drift_reference.json").write_text(json.dumps(drift_reference))
         artifacts["drift_reference"] = str(workdir / "drift_reference.json")
+    run = mlflow.active_run()
+    logged = mlflow.initialize_logged_model(  # created first, so MLflow copies none of the run's params
+        name=name,
+        source_run_id=run.info.run_id if run else None,
+        experiment_id=run.info.experiment_id if run else None,
+        params={k: str(v) for k, v in (params or {}).items()},
+        model_type=spec.get("model_type") or type(model).__name__,
+    )
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(entry),  # models from code: nothing is pickled
@@ -78,6 +88,7 @@ def log_pyfunc(
         signature=model_signature,
         input_example=input_example,
         pip_requirements=PIP_REQUIREMENTS,
+        model_id=logged.model_id,
     )
 
 

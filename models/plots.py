@@ -12,15 +12,28 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def loss_curves(history: list[dict], path: Path, metric: str = "val_accuracy") -> Path:
-    """Train/validation loss per epoch, and the validation metric that picks the best epoch."""
+def loss_curves(
+    history: list[dict],
+    path: Path,
+    metric: str = "val_accuracy",
+    model: str = "model",
+    served: tuple[str, float] | None = None,
+) -> Path:
+    """Train/validation loss per epoch, and the validation metric that picks the best epoch (and its
+    train counterpart when logged), of `model`; `served`: (what, value) of a served model that is not
+    that one (a blend), drawn as a line so the plot shows the headline figure too."""
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax_acc.plot(epochs, [h[metric] for h in history], marker="o", label="validation")
-    ax_acc.set(xlabel="epoch", ylabel=metric, title=metric)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title=f"Loss of the {model}")
+    train_metric = metric.replace("val_", "train_", 1)
+    if all(train_metric in h for h in history):
+        ax_acc.plot(epochs, [h[train_metric] for h in history], marker="o", label=f"{model}, train")
+    ax_acc.plot(epochs, [h[metric] for h in history], marker="o", label=f"{model}, validation")
+    if served is not None:
+        ax_acc.axhline(served[1], color="green", linestyle="--", label=f"{served[0]}: {served[1]:.4f}")
+    ax_acc.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
     for ax in (ax_loss, ax_acc):
         ax.legend()
         ax.grid(alpha=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from models import upkeep
 from pipeline import objectstore
 
 CHAMPION = "champion"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # a logged model's registered versions, as the UI reads them
 # Registry answers that mean "no such model, version or alias" (anything else may be an outage).
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
@@ -138,6 +140,8 @@ def register(
             raise
         if description:
             client.update_registered_model(model_name, description=description)
+    if "kind" in tags:  # what the registry list can filter on
+        client.set_registered_model_tag(model_name, "kind", tags["kind"])
     version = client.create_model_version(
         model_name,
         source=model_uri,
@@ -146,6 +150,10 @@ def register(
         tags=tags,
         description=version_description,
     )
+    if model_id:  # the logged model's page lists the versions made of it (mlflow.register_model does so)
+        link = client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG)
+        versions = [*json.loads(link or "[]"), {"name": model_name, "version": version.version}]
+        client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(versions)})
     return int(version.version)
 
 

@@ -28,6 +28,8 @@ class Objective:
     metric: str  # e.g. "val_accuracy" (classifiers) or "val_rmse" (prices)
     higher_is_better: bool
     evaluate: Callable[[torch.nn.Module, BucketBatches, torch.device], dict[str, float]]
+    # a training batch's (outputs, targets) -> rows right, for train_accuracy per epoch (None: no such metric)
+    train_correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def better(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -96,7 +98,7 @@ def classification_objective() -> Objective:
         accuracy = float((probs.argmax(-1) == y).mean()) if len(y) else 0.0
         return {"val_loss": loss, "val_accuracy": accuracy}
 
-    return Objective("val_accuracy", True, evaluate)
+    return Objective("val_accuracy", True, evaluate, lambda logits, y: (logits.argmax(-1) == y).sum())
 
 
 def fit(
@@ -139,11 +141,13 @@ def fit(
     for epoch in range(first, cfg.epochs + 1):
         _call_hooks("epoch_start", batches=batches, dist=dist, epoch=epoch)
         net.train()
-        t0, loss_sum, rows = time.perf_counter(), 0.0, 0
+        t0, loss_sum, rows, correct = time.perf_counter(), 0.0, 0, 0.0
         for inputs, lengths, y in batches.epoch(epoch):
             inputs, lengths, y = (_to(t, device, cfg.pin_memory) for t in (inputs, lengths, y))
             with amp.autocast():
-                _, loss = net(inputs, lengths, y, **loss_kwargs)
+                outputs, loss = net(inputs, lengths, y, **loss_kwargs)
+            if objective.train_correct is not None:
+                correct += float(objective.train_correct(outputs.detach(), y))
             opt.zero_grad(set_to_none=True)
             amp.backward_and_step(loss, opt, model.parameters(), cfg.grad_clip)
             if sched is not None:
@@ -151,10 +155,12 @@ def fit(
             loss_sum += float(loss.detach()) * len(y)
             rows += len(y)
         train_seconds = time.perf_counter() - t0
-        loss_sum, all_rows = sum_across([loss_sum, rows], dist)
+        loss_sum, all_rows, correct = sum_across([loss_sum, rows, correct], dist)
         seen, busy = seen + all_rows, busy + train_seconds
         rank_rates = gather_across(rows / max(train_seconds, 1e-9), dist)
         row = {"epoch": epoch, "train_loss": loss_sum / max(all_rows, 1)}
+        if objective.train_correct is not None:  # as the weights moved during the epoch, with dropout
+            row["train_accuracy"] = correct / max(all_rows, 1)
         row |= objective.evaluate(model, val, device)
         row["epoch_seconds"] = time.perf_counter() - t0
         row["train_samples_per_s"] = all_rows / max(train_seconds, 1e-9)

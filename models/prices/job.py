@@ -18,7 +18,7 @@ from models import packaging, plots, tracking
 from models.batching import BucketBatches
 from models.config import check_model_options
 from models.job import Job, run
-from models.metrics import regression_metrics
+from models.metrics import compared, diebold_mariano, regression_metrics, wilson_interval
 from models.packaging import log_pyfunc
 from models.prices.pyfunc import ENTRY, INPUT_COLUMNS, signature
 from models.prices.rnn import RNNRegressor, RNNRegressorConfig
@@ -50,6 +50,8 @@ class PriceTrainReport(tracking.RegisteredRun):
     persistence: dict  # the same for tomorrow's close = today's, on the same windows
     always_up_directional_accuracy: float  # share of test days that closed up: the "always up" guess
     test_windows: int
+    verdict: str  # against persistence, on test RMSE, with the Diebold-Mariano p-value
+    dm_p_value: float
     best_epoch: int
     epochs_run: int
     device: str
@@ -158,15 +160,18 @@ class PriceJob(Job):
         test, val = self.test, self.val
         self.forecast, _ = test.forecast(self.model, self.device)
         self.ours = regression_metrics(test.actual, self.forecast, test.last)
+        # persistence never moves, so its direction means nothing: always-up is the directional baseline
         self.naive = regression_metrics(test.actual, test.last, test.last)
+        del self.naive["directional_accuracy"]
         self.naive_val = regression_metrics(val.actual, val.last, val.last)["rmse"]
-        for metrics in (self.ours, self.naive):
-            metrics["directional_ci95"] = wilson_interval(metrics["directional_accuracy"], len(test.actual))
+        self.ours["directional_ci95"] = wilson_interval(self.ours["directional_accuracy"], len(test.actual))
         self.always_up = float(np.mean(test.actual > test.last)) if len(test.actual) else 0.0
+        self.dm_p = diebold_mariano(test.actual, self.forecast, test.last)
+        self.verdict = compared("RMSE", self.ours["rmse"], self.naive["rmse"], "persistence", self.dm_p, True)
         return (
             {f"test_{k}": v for k, v in self.ours.items() if not isinstance(v, tuple)}
-            | {f"persistence_test_{k}": v for k, v in self.naive.items() if not isinstance(v, tuple)}
-            | {"persistence_val_rmse": self.naive_val}
+            | {f"persistence_test_{k}": v for k, v in self.naive.items()}
+            | {"persistence_val_rmse": self.naive_val, "test_dm_p_value_vs_persistence": self.dm_p}
             | {"always_up_test_directional_accuracy": self.always_up}
         )
 
@@ -190,7 +195,10 @@ class PriceJob(Job):
             {},
             signature(),
             example,
+            name=f"{self.model_cfg.cell}-forecaster",
             drift_reference=reference,
+            params={f"model.{k}": v for k, v in self.model_cfg.to_dict().items()}
+            | {"lookback": self.lookback, "target": self.scaler["target"]},
         )
 
     def rescore(self, version: int) -> float | None:
@@ -218,6 +226,8 @@ class PriceJob(Job):
             persistence=self.naive,
             always_up_directional_accuracy=self.always_up,
             test_windows=len(self.test.raw),
+            verdict=self.verdict,
+            dm_p_value=self.dm_p,
         )
 
 
@@ -238,15 +248,6 @@ def model_description(kind: PriceKind, manifest: dict) -> str:
             f"or `mlflow.pyfunc.load_model('models:/{kind.model_name}@champion').predict(bars)`.",
         ]
     )
-
-
-def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (directional accuracy over n test days)."""
-    if n == 0:
-        return (0.0, 1.0)
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (float(centre - half), float(centre + half))
 
 
 def champion_rmse(kind: PriceKind, version: int, val: Windows) -> float | None:

@@ -16,7 +16,14 @@ from models import packaging, plots, tracking
 from models.batching import BucketBatches
 from models.config import check_model_options
 from models.job import Job, run
-from models.metrics import classification_metrics, majority_baseline, report_table
+from models.metrics import (
+    classification_metrics,
+    compared,
+    majority_baseline,
+    mcnemar,
+    report_table,
+    wilson_interval,
+)
 from models.run_scope import Launch, Scope
 from models.text import blend, scoring
 from models.text.ngram import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
@@ -72,6 +79,11 @@ class TrainReport(tracking.RegisteredRun):
     rnn_val_accuracy: float | None = None
     rnn_test_accuracy: float | None = None
     rnn_test_macro_f1: float | None = None
+    # the served model against its reference on the test rows (McNemar), and its accuracy's 95% interval
+    verdict: str | None = None
+    test_accuracy_ci95_low: float | None = None
+    test_accuracy_ci95_high: float | None = None
+    test_mcnemar_p_value_vs_reference: float | None = None
 
 
 def train_text_classifier(
@@ -99,6 +111,8 @@ class TextJob(Job):
         self.reference_fit: NgramFit | None = None
         self.ref_metrics: dict = {}
         self.mixed: dict = {}  # the RNN blended with its reference: the share, and the RNN alone
+        self.compared: dict = {}  # the test accuracy's interval, the p-value against the reference
+        self.verdict: str | None = None
 
     def prepare(self, folder: Path, manifest: dict) -> None:
         kind, cfg = self.kind, self.cfg
@@ -192,6 +206,15 @@ class TextJob(Job):
         self.test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         self.baseline = majority_baseline(self.train.labels(), y_test, len(labels))
         self.binary = binary_test_metrics(kind, labels, y_test, probs, self.baseline["class"])
+        low, high = wilson_interval(self.test_metrics["accuracy"], len(y_test))
+        self.compared = {"test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high}
+        if ref_probs is not None and self.model_type != "ngram":  # the same test rows, both models
+            p_value = mcnemar(y_test, probs.argmax(-1), ref_probs.argmax(-1))
+            ref = self.ref_metrics["reference_test_accuracy"]
+            self.verdict = compared(
+                "accuracy", self.test_metrics["accuracy"], ref, "its n-gram reference", p_value, False
+            )
+            self.compared["test_mcnemar_p_value_vs_reference"] = p_value
         return {
             "test_loss": self.test_loss,
             "test_accuracy": self.test_metrics["accuracy"],
@@ -201,11 +224,15 @@ class TextJob(Job):
             **self.binary,
             **self.ref_metrics,
             **self.mixed,
+            **self.compared,
         }
 
     def log_model(self, work: Path, result: FitResult):
         kind, folder, manifest = self.kind, self.folder, self.manifest
         binary_report = {"positive_label": kind.positive_label, **self.binary} if self.binary else None
+        share = self.mixed.get("blend_reference_share")
+        name = self.model_cfg.cell.upper() if self.model_type == "rnn" else "n-gram model"
+        served = ("served blend, validation", result.best_value) if share is not None else None
         _log_reports(
             work,
             result.history,
@@ -214,11 +241,15 @@ class TextJob(Job):
             self.labels.tokens,
             manifest,
             binary_report,
+            curves={"model": name, "served": served},
         )
         examples = sample_texts(folder, manifest)
-        share = self.mixed.get("blend_reference_share")
         blend_with = (self.reference_fit.model, share) if share is not None else None
         val_texts = self.texts["val"][kind.text_col]  # the drift reference: held out, like scored days
+        own = {f"model.{k}": v for k, v in self.model_cfg.to_dict().items()}
+        if blend_with is not None:
+            own |= {f"blend.{k}": v for k, v in self.reference_fit.model.config.to_dict().items()}
+            own["blend.reference_share"] = share
         info = log_text_classifier(
             work,
             kind,
@@ -226,13 +257,24 @@ class TextJob(Job):
             folder,
             manifest,
             examples,
+            served_name(self.model_type, self.model_cfg, blend_with is not None),
             blend_with=blend_with,
             reference_texts=val_texts,
+            params=own,
         )
         if self.model_type != "ngram" and self.reference_fit is not None:  # scored beside it by `evaluate`
+            ref_params = {f"model.{k}": v for k, v in self.reference_fit.model.config.to_dict().items()}
             ref = log_text_classifier(
-                work, kind, self.reference_fit.model, folder, manifest, examples, "reference"
+                work,
+                kind,
+                self.reference_fit.model,
+                folder,
+                manifest,
+                examples,
+                "ngram-reference",
+                params=ref_params,
             )
+            self.reference_model_id = ref.model_id
             mlflow.set_tag("reference_model_uri", ref.model_uri)
         return info
 
@@ -266,7 +308,16 @@ class TextJob(Job):
             model_type=self.model_type,
             **self.ref_metrics,
             **self.mixed,
+            **self.compared,
+            verdict=self.verdict,
         )
+
+
+def served_name(model_type: str, config, blend: bool) -> str:
+    """What the logged model is, as the MLflow UI lists it: gru, lstm, gru-ngram-blend or ngram."""
+    if model_type == "ngram":
+        return "ngram"
+    return f"{config.cell}-ngram-blend" if blend else config.cell
 
 
 def blended(job: TextJob, rnn_test, ref_test, y_test):
@@ -332,7 +383,7 @@ def champion_accuracy(kind: TextKind, version: int, folder: Path, manifest: dict
     return float((predicted == val[kind.label_col]).fill_null(False).mean())
 
 
-def _log_reports(work, history, test_metrics, baseline, labels, manifest, binary=None) -> None:
+def _log_reports(work, history, test_metrics, baseline, labels, manifest, binary=None, curves=None) -> None:
     report = {
         "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
         "majority_baseline": dict(baseline),
@@ -347,7 +398,7 @@ def _log_reports(work, history, test_metrics, baseline, labels, manifest, binary
     (work / "classification_report.json").write_text(json.dumps(report, indent=2))
     (work / "features_manifest.json").write_text(json.dumps(manifest, indent=2))
     (work / "history.json").write_text(json.dumps(history, indent=2))
-    plots.loss_curves(history, work / "loss_curves.png")
+    plots.loss_curves(history, work / "loss_curves.png", **(curves or {}))
     plots.confusion_matrix(test_metrics["confusion"], labels, work / "confusion_matrix.png", "Test set")
     for name in ("classification_report.json", "features_manifest.json", "history.json"):
         mlflow.log_artifact(str(work / name), artifact_path="reports")

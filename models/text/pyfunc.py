@@ -162,6 +162,7 @@ def log_text_classifier(
     name: str = "model",
     blend_with: tuple[NgramClassifier, float] | None = None,
     reference_texts: pl.Series | None = None,
+    params: dict | None = None,
 ):
     """Log a text classifier (RNN or n-gram, or an RNN blended with an n-gram model at a share) with its
     vocabularies; returns MLflow's ModelInfo."""
@@ -194,7 +195,9 @@ def log_text_classifier(
         return profile.build_reference(kind, loaded.tokens, reference_texts, predicted, probability)
 
     reference = drift_reference if reference_texts is not None and reference_texts.len() else None
-    return log_pyfunc(workdir, ENTRY, model, spec, artifacts, signature(kind), example, name, reference)
+    return log_pyfunc(
+        workdir, ENTRY, model, spec, artifacts, signature(kind), example, name, reference, params
+    )
 
 
 ENTRY = Path(__file__).with_name("rnnflow_text_model.py")  # the models-from-code file MLflow stores

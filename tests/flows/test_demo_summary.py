@@ -1,4 +1,5 @@
-"""The demo's closing summary: numbers for people, a plain verdict against persistence, commands that run."""
+"""The demo's closing summary: numbers for people, a plain verdict against persistence that does not
+call noise a win, commands that run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ INGEST = {
 }
 
 
-def results(root, model_rmse: float) -> dict:
+def results(root, model_rmse: float, verdict: str | None = None) -> dict:
     days = demo_days()
     part = f"{root}/predictions/names/ds={days[-1]}/part-0.parquet"
     names = {
@@ -45,9 +46,17 @@ def results(root, model_rmse: float) -> dict:
             "version": 1,
             "champion_version": None,
             "champion_decision": "v1 best_val_rmse=6.9 LOSES TO persistence (6.7): registered, NOT champion",
-            "test": {"rmse": model_rmse, "mae": 3.7, "mape": 1.28, "directional_accuracy": 0.509},
-            "persistence": {"rmse": 6.717, "mae": 3.58, "mape": 1.24, "directional_accuracy": 0.002},
+            "test": {
+                "rmse": model_rmse,
+                "mae": 3.7,
+                "mape": 1.28,
+                "directional_accuracy": 0.509,
+                "directional_ci95": (0.488, 0.530),
+            },
+            "persistence": {"rmse": 6.717, "mae": 3.58, "mape": 1.24},
             "always_up_directional_accuracy": 0.499,
+            "verdict": verdict
+            or f"WORSE than persistence on test RMSE ({model_rmse:.4f} vs 6.7170, p=0.001)",
         },
         "score": {"rows": 5, "rows_unscored": 0, "path": f"{root}/predictions/prices/ds=2013-03-01"},
     }
@@ -67,11 +76,16 @@ def test_summary_formats_numbers_and_prints_runnable_commands(tmp_path):
     assert "decision    v1 best_val_rmse=6.9 LOSES TO persistence (6.7): registered, NOT champion" in text
 
 
-def test_summary_says_plainly_when_the_price_model_loses_to_persistence(tmp_path):
+def test_summary_says_plainly_when_the_price_model_loses_to_persistence_or_ties_it(tmp_path):
     worse = summary(results(tmp_path, 6.899), str(tmp_path))
-    assert "WORSE than persistence (tomorrow = today) on test RMSE: 6.899 against 6.717" in worse
-    better = summary(results(tmp_path, 6.5), str(tmp_path))
-    assert "beats persistence on test RMSE (6.500 < 6.717)" in better and "WORSE" not in better
+    assert "verdict     WORSE than persistence on test RMSE (6.8990 vs 6.7170, p=0.001)" in worse
+    assert "prefer the naive forecast" in worse
+    tie = "no better than persistence on test RMSE (6.7160 vs 6.7170, p=0.900: a difference within noise)"
+    tied = summary(results(tmp_path, 6.716, tie), str(tmp_path))
+    assert tie in tied and "beats" not in tied
+    assert "0.509 of test days right (95% 0.488-0.530), no better than always-up (0.499)" in tied
+    better = summary(results(tmp_path, 6.5, "beats persistence on test RMSE (...)"), str(tmp_path))
+    assert "beats persistence" in better and "prefer the naive" not in better
 
 
 def test_summary_names_the_ngram_model_that_serves_when_the_rnn_loses(tmp_path):

@@ -57,3 +57,25 @@ def test_binary_metrics_for_model_and_constant_baseline():
     assert m["roc_auc"] == 1.0 and m["f1"] == pytest.approx(0.8)  # tp=2, fn=1
     assert m["baseline_roc_auc"] == 0.5 and m["baseline_f1"] == pytest.approx(6 / 7)  # tp=3, fp=1
     assert binary_metrics(y, probs, positive=1, majority=0)["baseline_f1"] == 0.0
+
+
+def test_a_difference_within_noise_is_no_better_and_a_real_one_beats():
+    import numpy as np
+
+    from models.metrics import compared, diebold_mariano, mcnemar
+
+    rng = np.random.default_rng(0)
+    actual = 100 + rng.normal(0, 1, 500).cumsum()
+    last = np.concatenate([[actual[0]], actual[:-1]])  # persistence
+    nearly = last + rng.normal(0, 0.01, 500)  # persistence with a whisker of noise
+    better = last + 0.8 * (actual - last)  # most of each move, foreseen
+    rmse = lambda f: float(np.sqrt(np.mean((f - actual) ** 2)))  # noqa: E731
+    p_tie, p_win = diebold_mariano(actual, nearly, last), diebold_mariano(actual, better, last)
+    assert p_tie > 0.05 and p_win < 0.001
+    tie = compared("RMSE", rmse(nearly), rmse(last), "persistence", p_tie, True)
+    assert tie.startswith("no better than persistence") and "within noise" in tie
+    assert compared("RMSE", rmse(better), rmse(last), "persistence", p_win, True).startswith("beats")
+    y = rng.integers(0, 3, 400)
+    same = np.where(rng.random(400) < 0.8, y, (y + 1) % 3)
+    assert mcnemar(y, same, same) == 1.0
+    assert mcnemar(y, y, same) < 0.001  # right wherever the other is, and on 80 rows more
