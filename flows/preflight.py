@@ -1,7 +1,8 @@
 """`python -m flows.preflight`: refuse to start a Prefect server on a known-broken set of packages.
 
-`make server` runs it first: Prefect 3.8's server starts and looks "Ready" on these, while its scheduler
-service fails on every loop, so no scheduled run is ever created (seen in the server log only).
+`make server` runs it first: Prefect 3.8's server started and looked "Ready" on SQLAlchemy 2.1, while its
+scheduler service failed on every loop, so no scheduled run was ever created (seen in the server log only).
+Prefect 3.9 works on SQLAlchemy 2.1 and pins FastAPI itself.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-# (package, first bad version, what breaks, the fix)
+# (package, first bad version, what breaks, the fix), on a Prefect older than FIXED_IN
 KNOWN_BAD = [
     ("sqlalchemy", (2, 1), "the scheduler service fails (Can't evaluate bulk DML statement)", "<2.1"),
     ("fastapi", (0, 155), "the server does not import (Body(min_items=...))", "<0.155"),
 ]
+FIXED_IN = (3, 9)  # Prefect's release that works with both
 
 
 def _release(text: str) -> tuple[int, ...]:
@@ -27,6 +29,11 @@ def _release(text: str) -> tuple[int, ...]:
 
 
 def problems() -> list[str]:
+    try:
+        if _release(version("prefect")) >= FIXED_IN:
+            return []
+    except PackageNotFoundError:
+        return []
     found = []
     for package, bad, what, fix in KNOWN_BAD:
         try:
@@ -34,7 +41,10 @@ def problems() -> list[str]:
         except PackageNotFoundError:
             continue
         if _release(installed) >= bad:
-            found.append(f"{package} {installed}: {what}; pip install '{package}{fix}' (see constraints.txt)")
+            found.append(
+                f"{package} {installed}: {what} on Prefect < 3.9; pip install 'prefect>=3.9' or "
+                f"'{package}{fix}' (see constraints.txt)"
+            )
     return found
 
 
