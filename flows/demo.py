@@ -134,8 +134,14 @@ def next_steps(results: dict, root: Path) -> list[str]:
 
 def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
     pad, rows = feat["padding"], feat["rows"]
+    interval = (
+        f" [95% {tr['test_accuracy_ci95_low']:.3f}-{tr['test_accuracy_ci95_high']:.3f}]"
+        if tr.get("test_accuracy_ci95_low") is not None
+        else ""
+    )
     test = (
-        f"    test        accuracy {tr['test_accuracy']:.3f} (majority {tr['baseline_accuracy']:.3f}); "
+        f"    test        accuracy {tr['test_accuracy']:.3f}{interval} "
+        f"(majority {tr['baseline_accuracy']:.3f}); "
         f"macro-F1 {tr['test_macro_f1']:.3f} ({tr['baseline_macro_f1']:.3f})"
     )
     if tr.get("test_roc_auc") is not None:  # binary kinds
@@ -147,8 +153,6 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
             f"\n    reference   n-gram model: test accuracy {tr['reference_test_accuracy']:.3f}, "
             f"macro-F1 {tr['reference_test_macro_f1']:.3f} ({tr['reference_seconds']:.0f}s to train)"
         )
-    if tr.get("test_accuracy_ci95_low") is not None:
-        test += f"; 95% interval {tr['test_accuracy_ci95_low']:.3f}-{tr['test_accuracy_ci95_high']:.3f}"
     if tr.get("verdict"):
         test += f"\n    verdict     {tr['verdict']} (McNemar)"
     if tr.get("blend_reference_share") is not None:
