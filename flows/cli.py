@@ -185,16 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         dest="model_type",
-        choices=["rnn", "ngram"],
+        choices=["rnn", "tfidf", "ngram"],
         default=None,
-        help="text kinds: the recurrent model (rnn, default) or the fast hashed n-gram linear model",
+        help="text kinds: the recurrent model (rnn, default) or the TF-IDF logistic regression alone "
+        "(tfidf; ngram is its former name)",
     )
     p.add_argument(
         "--no-reference",
         dest="reference",
         action="store_false",
         default=None,
-        help="skip the baseline beside the model (text: the n-gram reference); champion then needs only "
+        help="skip the baseline beside the model (text: the TF-IDF reference); champion then needs only "
         "to beat the incumbent",
     )
     p.add_argument(
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="blend",
         action="store_false",
         default=None,
-        help="text kinds: ship the RNN alone, not averaged with its n-gram reference (the default)",
+        help="text kinds: ship the RNN alone, not blended with its TF-IDF reference (the default)",
     )
     p.add_argument(
         "--refresh-features",
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="score a labelled file with a pinned model; log an MLflow evaluation run",
         description="Score a labelled file (the ingest formats and rules) with a pinned version, beside "
-        "that training's n-gram reference and the file's majority class; log accuracy, macro-F1, the "
+        "that training's TF-IDF reference and the file's majority class; log accuracy, macro-F1, the "
         "confusion matrix and a per-class report as a run in rnnflow-<kind>-evaluations, linked to the "
         "version (tags evaluated_model/evaluated_version; the version's tag last_evaluation_run).",
     )

@@ -62,12 +62,8 @@ def demo_flow(
         features = of_kind(features_flow, kind)(kind, data_root)
         trained = of_kind(train_flow, kind)(kind, data_root, **{"epochs": epochs, **options[kind]})
         result = {"ingest": ingested, "features": features, "train": trained}
-        if trained["champion_version"] is None and trained.get("reference_val_accuracy") is not None:
-            # The RNN lost to its n-gram reference, and nothing else is champion: the reference, trained
-            # as a model of its own (`rnnflow train KIND --model ngram`), serves instead.
-            result["fallback"] = of_kind(train_flow, kind)(kind, data_root, model_options={"model": "ngram"})
-        model = None
-        if (result.get("fallback") or trained)["champion_version"] is None:  # prices lost to persistence
+        model = None  # the champion: a training leaves one, unless prices lost to persistence
+        if trained["champion_version"] is None:
             model = f"models:/{trained['model_name']}/{trained['version']}"
         if not get_kind(kind).daily_input:  # prices: forecast the day after the last bar in the data
             last = max(t["last"] for t in features_tickers(kind, data_root).values())
@@ -90,16 +86,14 @@ def summary(results: dict, data_root: str | None) -> str:
     lines = ["", "rnnflow demo"]
     for kind, r in results.items():
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
-        now = (r.get("fallback") or tr)["champion_version"]
+        now = tr["champion_version"]
         champion = f"v{now}" if now is not None else "none"
         lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion {champion})")
         lines.append(f"    decision    {tr['champion_decision']}")
-        if r.get("fallback"):
-            fb = r["fallback"]
+        if tr.get("reference_version") is not None:
             lines.append(
-                f"    instead     n-gram model v{fb['version']} (rnnflow train {kind} --model ngram): test "
-                f"accuracy {fb['test_accuracy']:.3f}, macro-F1 {fb['test_macro_f1']:.3f}; "
-                + fb["champion_decision"]
+                f"    instead     its TF-IDF reference, registered as v{tr['reference_version']}: test "
+                f"accuracy {tr['reference_test_accuracy']:.3f}, macro-F1 {tr['reference_test_macro_f1']:.3f}"
             )
         lines.append(
             f"    ingested    {ing['rows_in']:,} rows: {ing['rows_ok']:,} ok, "
@@ -150,7 +144,7 @@ def text_lines(feat: dict, tr: dict, sc: list[dict]) -> list[str]:
         )
     if tr.get("reference_test_accuracy") is not None:
         test += (
-            f"\n    reference   n-gram model: test accuracy {tr['reference_test_accuracy']:.3f}, "
+            f"\n    reference   TF-IDF model: test accuracy {tr['reference_test_accuracy']:.3f}, "
             f"macro-F1 {tr['reference_test_macro_f1']:.3f} ({tr['reference_seconds']:.0f}s to train)"
         )
     if tr.get("verdict"):

@@ -289,7 +289,7 @@ def evaluate_flow(
     kind: str, input_path: str, model_uri: str | None = None, data_root: str | None = None
 ) -> dict:
     """Score a labelled file with a pinned version (default: the champion), beside its training's
-    n-gram reference and the file's majority class; logged as an MLflow evaluation run."""
+    TF-IDF reference and the file's majority class; logged as an MLflow evaluation run."""
     spec = get_kind(kind)
     if scorer_of(spec.family).evaluate is None:
         raise ValueError(f"evaluate {kind}: the {spec.family} family cannot be evaluated on a file yet")

@@ -22,12 +22,12 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler
     pin_memory: bool = True  # CUDA only: page-locked batches, copied without blocking
-    # Train the obvious baseline beside the model (text: n-gram reference; prices: persistence is
+    # Train the obvious baseline beside the model (text: the TF-IDF reference; prices: persistence is
     # always measured) and refuse `champion` to a model that loses to it on validation. False: the
     # champion rule compares with the incumbent only (a deliberate opt-out, recorded in the run).
     reference: bool = True
     schedule: str = "constant"  # "onecycle": warm up to lr, then anneal, over all epochs' steps
-    # Text kinds: the packaged model averages the RNN's probabilities with its n-gram reference's, the
+    # Text kinds: the packaged model averages the RNN's probabilities with its TF-IDF reference's, the
     # reference's share (0.2-0.8) picked on validation; False ships the RNN alone. Needs `reference`.
     blend: bool = True
     # torch intra-op threads per process (each DDP rank); None: models/threads.py's default, the CPUs

@@ -33,6 +33,9 @@ class Job(ABC):
     champion_metric: ClassVar[str]  # picks the champion; logged as result.best_value
     higher_is_better: ClassVar[bool] = True
     reference_model_id: str | None = None  # the logged reference model (text), which gets its metrics
+    # (its ModelInfo, its champion metric, what it is): registered and put to the champion rule in its own
+    # right when the served model does not beat it, so a training always leaves its best model servable
+    fallback: tuple | None = None
 
     def __init__(
         self, kind: Kind, layout: Layout, cfg: TrainConfig, model_options: dict | None, launch: Launch | None
@@ -114,7 +117,8 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             return None
         log_datasets(job, folder)
         metrics = job.evaluate(result)
-        job.model.cpu()
+        if hasattr(job.model, "cpu"):  # a torch model is packaged from the CPU (a TF-IDF model is numpy)
+            job.model.cpu()
         with tempfile.TemporaryDirectory() as tmp:
             info = job.log_model(Path(tmp), result)
         # logged after the models, each set linked to its own model (MLflow would link all to each)
@@ -142,6 +146,10 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             reference=job.reference(),
             descriptions=(job.model_description(), version_description(job, result.best_value)),
         )
+        if not outcome["beats_reference"] and job.fallback is not None:
+            outcome = register_fallback(job, scope, outcome)
+        else:
+            outcome["reference_version"] = None
         mlflow.set_tag("mlflow.note.content", run_description(job, result.best_value, outcome))
     checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume
     log.info("registered %s v%d; %s", job.kind.model_name, outcome["version"], outcome["champion_decision"])
@@ -180,6 +188,40 @@ def log_datasets(job: Job, folder: Path) -> None:
             )
         tags = {"features_version": manifest["version"], "split": split}
         mlflow.log_input(dataset, context=CONTEXTS[split], tags=tags)
+
+
+def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
+    """The served model did not beat its reference: the reference, a complete pyfunc, is registered as the
+    next version and put to the champion rule against the incumbent; -> the run's outcome, both versions."""
+    info, value, what = job.fallback
+    served = outcome["version"]
+    description = (
+        f"{what} from the training that registered v{served}, which did not beat it; "
+        f"{job.champion_metric} {value:.4f}. Features {job.manifest['version']}."
+    )
+    own = tracking.register_and_promote(
+        job.kind.model_name,
+        info,
+        scope.run.info.run_id,
+        scope.tags | {"model_role": "reference", "reference_of_version": str(served)},
+        job.champion_metric,
+        value,
+        job.manifest["version"],
+        rescore=job.rescore,
+        higher_is_better=job.higher_is_better,
+        descriptions=(job.model_description(), description),
+    )
+    decision = (
+        f"{outcome['champion_decision']}; {what} registered as v{own['version']}: {own['champion_decision']}"
+    )
+    mlflow.set_tags({"registered_version": served, "champion_decision": decision})
+    log.info("v%d did not beat %s: registered it as v%d", served, what, own["version"])
+    return outcome | {
+        "reference_version": own["version"],
+        "promoted": own["promoted"],
+        "champion_version": own["champion_version"],
+        "champion_decision": decision,
+    }
 
 
 def run_description(job: Job, value: float, outcome: dict) -> str:

@@ -45,7 +45,7 @@ class ModelRefused(ValueError):
 def log_pyfunc(
     workdir: Path,
     entry: Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     spec: dict,
     artifacts: dict[str, str],
     model_signature: ModelSignature,
@@ -62,10 +62,11 @@ def log_pyfunc(
     packaged model, loaded as scoring will load it, that computes it; shipped as drift_reference.json."""
     workdir = workdir / name
     workdir.mkdir(parents=True, exist_ok=True)
-    weights = workdir / "weights.pt"
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, weights)
     (workdir / "spec.json").write_text(json.dumps(spec, indent=2))
-    artifacts = {"weights": str(weights), "spec": str(workdir / "spec.json"), **artifacts}
+    artifacts = {"spec": str(workdir / "spec.json"), **artifacts}
+    if model is not None:  # a torch model's weights (a TF-IDF model brings its arrays in `artifacts`)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, workdir / "weights.pt")
+        artifacts["weights"] = str(workdir / "weights.pt")
     if callable(drift_reference):
         loaded = ENTRIES[entry.name]()
         loaded.load_context(SimpleNamespace(artifacts=artifacts, model_config=None))

@@ -163,6 +163,8 @@ class Reference(NamedTuple):
     name: str
     value: float
     strict: bool = False  # True: a tie is a loss (a blend holding the reference must add to it)
+    verdict: bool | None = None  # decided by the caller (e.g. a test that the difference is not noise)
+    note: str = ""  # how it was decided, for the decision's text
 
 
 @dataclass
@@ -181,9 +183,10 @@ class ChampionDecision:
     def message(self) -> str:
         head = f"v{self.version} {self.metric}={self.value:.4f}"
         if self.reference is not None:
-            name, value, strict = self.reference
-            verb = ("beats" if strict else "holds its own against") if self.beats_reference else "LOSES TO"
-            head += f" {verb} {name} ({value:.4f})"
+            name, value, strict, decided, how = self.reference
+            lost = "LOSES TO" if decided is None else "does not beat"  # decided: a test, not the values alone
+            verb = ("beats" if strict else "holds its own against") if self.beats_reference else lost
+            head += f" {verb} {name} ({value:.4f}{'; ' + how if how else ''})"
         if not self.beats_reference:
             if self.previous_version is None:
                 return f"{head}: registered, NOT champion (there is no champion yet)"
@@ -219,7 +222,11 @@ def promote_if_better(
     if previous is not None:
         champion = client.get_model_version(model_name, str(previous))
         if champion.tags.get("features_version") == features_version:
-            previous_value = client.get_run(champion.run_id).data.metrics.get(metric)
+            # the version's own value (a run may register two versions: its model and its reference)
+            tagged = champion.tags.get(metric)
+            previous_value = (
+                float(tagged) if tagged else client.get_run(champion.run_id).data.metrics.get(metric)
+            )
         else:
             previous_value = rescore(previous)
             note = f" (champion re-scored on features {features_version})"
@@ -232,6 +239,8 @@ def promote_if_better(
     reference = Reference(*reference) if reference is not None else None
     if reference is None:
         beats_reference = True
+    elif reference.verdict is not None:
+        beats_reference = reference.verdict
     elif reference.strict:
         beats_reference = beats(value, reference.value)
     else:
@@ -260,6 +269,7 @@ class RegisteredRun:
     champion_version: int | None
     champion_decision: str
     beats_reference: bool
+    reference_version: int | None  # the reference registered in its own right (it beat the served model)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -288,7 +298,7 @@ def register_and_promote(
         model_info.model_uri,
         run_id,
         model_info.model_id,
-        {**tags, metric: f"{value:.6f}"},
+        {**tags, metric: repr(float(value))},  # exact: the champion rule reads it back
         model_text,
         version_text,
     )

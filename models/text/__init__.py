@@ -1,4 +1,4 @@
-"""The text family's models: the GRU, the n-gram reference, their blend, the job, the pyfunc and the
+"""The text family's models: the GRU, the TF-IDF reference, their blend, the job, the pyfunc and the
 scorer; registered once in the model family table (models.jobs)."""
 
 from dataclasses import replace

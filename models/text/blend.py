@@ -1,4 +1,4 @@
-"""The default text model: the RNN and its n-gram reference pooled log-linearly (a weighted geometric
+"""The default text model: the RNN and its TF-IDF reference pooled log-linearly (a weighted geometric
 mean of their probabilities, renormalised). The reference's share is picked on the validation split
 from 0.2-0.8, so the RNN always has a real say."""
 

@@ -1,4 +1,4 @@
-"""`rnnflow evaluate`: score a labelled file with a pinned model version, beside that training's n-gram
+"""`rnnflow evaluate`: score a labelled file with a pinned model version, beside that training's TF-IDF
 reference and the file's majority class, and log it as an MLflow evaluation run linked to the version.
 """
 

@@ -1,5 +1,6 @@
-"""The text family's training job: bucketed token batches -> GRU (or n-gram) -> blend with the n-gram
-reference -> test metrics beside the majority baseline; the steps of models.job.Job."""
+"""The text family's training job: bucketed token batches -> GRU (or the TF-IDF model alone) -> blend with
+the TF-IDF reference -> test metrics beside the majority baseline; the steps of models.job.Job. When the
+served model does not beat its reference, the reference is registered too (models.job.run)."""
 
 from __future__ import annotations
 
@@ -26,17 +27,17 @@ from models.metrics import (
 )
 from models.run_scope import Launch, Scope
 from models.text import blend, scoring
-from models.text.ngram import NgramClassifier, NgramConfig, NgramFit, fit_ngram, predict_proba
 from models.text.pyfunc import log_text_classifier
 from models.text.reference import (
     binary_test_metrics,
     gate,
-    ngram_result,
     reference_metrics,
+    reference_result,
     train_reference,
     xy,
 )
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
+from models.text.tfidf import TfidfConfig, TfidfFit
 from models.train import FitResult, TrainConfig, class_weights, classification_objective, fit, predict
 from pipeline import storage
 from pipeline.kinds import TextKind
@@ -46,7 +47,7 @@ from pipeline.text.features import load_split, sample_texts, split_texts
 from pipeline.text.vocab import Vocabulary
 
 log = logging.getLogger("rnnflow.job")
-MODEL_TYPES = ("rnn", "ngram")  # `rnnflow train --model`
+MODEL_TYPES = ("rnn", "tfidf")  # `rnnflow train --model` ("ngram", the former reference's name: tfidf)
 EVAL_BATCH = 512
 
 
@@ -66,7 +67,7 @@ class TrainReport(tracking.RegisteredRun):
     test_roc_auc: float | None = None
     baseline_test_f1: float | None = None
     baseline_test_roc_auc: float | None = None
-    # the n-gram reference trained in the same run on the same splits (see reference_metrics)
+    # the TF-IDF reference trained in the same run on the same splits (see reference_metrics)
     model_type: str = "rnn"
     reference_val_accuracy: float | None = None
     reference_test_accuracy: float | None = None
@@ -103,12 +104,14 @@ class TextJob(Job):
     def __init__(self, kind, layout, cfg, model_options, launch) -> None:
         super().__init__(kind, layout, cfg, model_options, launch)
         check_model_options("text", self.options)
-        self.model_type = self.options.pop("model", "rnn")
+        model_type = self.options.pop("model", "rnn")
+        self.model_type = "tfidf" if model_type == "ngram" else model_type
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"--model {self.model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
-        if self.model_type == "ngram" and self.launch.dist.world_size > 1:
-            raise ValueError("--model ngram trains in seconds in one process; drop --nproc/--nnodes")
-        self.reference_fit: NgramFit | None = None
+        if self.model_type == "tfidf" and self.launch.dist.world_size > 1:
+            raise ValueError("--model tfidf trains in seconds in one process; drop --nproc/--nnodes")
+        self.reference_fit: TfidfFit | None = None
+        self.gate: tracking.Reference | None = None
         self.ref_metrics: dict = {}
         self.mixed: dict = {}  # the RNN blended with its reference: the share, and the RNN alone
         self.compared: dict = {}  # the test accuracy's interval, the p-value against the reference
@@ -129,9 +132,8 @@ class TextJob(Job):
             )
         self.test = BucketBatches(load_split(folder, manifest, "test"), EVAL_BATCH, shuffle=False)
         self.train_rows = self.train.num_rows
-        if self.model_type == "ngram":
-            self.model_cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(self.labels), **self.options)
-            self.model = NgramClassifier(self.model_cfg)
+        if self.model_type == "tfidf":
+            self.model_cfg, self.model = TfidfConfig(kind.tokenizer), None  # fitted in fit()
         else:
             options = {"num_layers": kind.rnn_layers} | self.options
             self.model_cfg = RNNClassifierConfig(
@@ -163,12 +165,13 @@ class TextJob(Job):
         return xy(self.kind, self.labels, self.texts[split])
 
     def fit(self, scope: Scope) -> FitResult:
-        if self.model_type == "ngram":
-            fitted = fit_ngram(self.model_cfg, self.xy("train"), self.xy("val"), self.cfg.seed)
-            for row in fitted.history:
+        if self.model_type == "tfidf":
+            fitted = train_reference(self.kind, self.labels, self.texts, self.cfg.seed)
+            result = reference_result(fitted, self.train.num_rows)
+            for row in result.history:  # one "epoch" per C tried
                 scope.log_epoch(row)
             self.model, self.reference_fit = fitted.model, fitted  # the model is its own reference
-            return ngram_result(fitted, self.train.num_rows)
+            return result
         weights = class_weights(self.train.labels(), len(self.labels)) if self.cfg.class_weighting else None
         return fit(
             self.model,
@@ -190,29 +193,31 @@ class TextJob(Job):
                 kind, labels, self.reference_fit, self.texts["test"]
             )
             log.info(
-                "reference n-gram model: val accuracy %.4f, test accuracy %.4f (%.1fs)",
+                "TF-IDF reference: val accuracy %.4f, test accuracy %.4f (%.1fs)",
                 self.ref_metrics["reference_val_accuracy"],
                 self.ref_metrics["reference_test_accuracy"],
                 self.ref_metrics["reference_seconds"],
             )
-        if self.model_type == "ngram":
+        if self.model_type == "tfidf":
             y_test, probs = self.xy("test")[1], ref_probs
         else:
             probs, y_test, _ = predict(self.model, self.test, self.device)
+            served_val, y_val, _ = predict(self.model, self.val, self.device)  # the RNN's, on val
             if self.reference_fit is not None and self.cfg.blend:
-                probs, self.mixed = blended(self, probs, ref_probs, y_test)
+                probs, served_val, self.mixed = blended(self, served_val, y_val, probs, ref_probs, y_test)
                 result.best_value = self.mixed.pop("val_accuracy")
+            self.gate = gate(served_val.argmax(-1), y_val, self.reference_fit)
         self.test_loss = float(-np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12)).mean())
         self.test_metrics = classification_metrics(y_test, probs.argmax(-1), len(labels))
         self.baseline = majority_baseline(self.train.labels(), y_test, len(labels))
         self.binary = binary_test_metrics(kind, labels, y_test, probs, self.baseline["class"])
         low, high = wilson_interval(self.test_metrics["accuracy"], len(y_test))
         self.compared = {"test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high}
-        if ref_probs is not None and self.model_type != "ngram":  # the same test rows, both models
+        if ref_probs is not None and self.model_type != "tfidf":  # the same test rows, both models
             p_value = mcnemar(y_test, probs.argmax(-1), ref_probs.argmax(-1))
             ref = self.ref_metrics["reference_test_accuracy"]
             self.verdict = compared(
-                "accuracy", self.test_metrics["accuracy"], ref, "its n-gram reference", p_value, False
+                "accuracy", self.test_metrics["accuracy"], ref, "its TF-IDF reference", p_value, False
             )
             self.compared["test_mcnemar_p_value_vs_reference"] = p_value
         return {
@@ -231,7 +236,7 @@ class TextJob(Job):
         kind, folder, manifest = self.kind, self.folder, self.manifest
         binary_report = {"positive_label": kind.positive_label, **self.binary} if self.binary else None
         share = self.mixed.get("blend_reference_share")
-        name = self.model_cfg.cell.upper() if self.model_type == "rnn" else "n-gram model"
+        name = self.model_cfg.cell.upper() if self.model_type == "rnn" else "TF-IDF model"
         served = ("served blend, validation", result.best_value) if share is not None else None
         _log_reports(
             work,
@@ -247,8 +252,10 @@ class TextJob(Job):
         blend_with = (self.reference_fit.model, share) if share is not None else None
         val_texts = self.texts["val"][kind.text_col]  # the drift reference: held out, like scored days
         own = {f"model.{k}": v for k, v in self.model_cfg.to_dict().items()}
+        if self.model_type == "tfidf":
+            own |= {f"model.{k}": v for k, v in self.model.config().items()}
         if blend_with is not None:
-            own |= {f"blend.{k}": v for k, v in self.reference_fit.model.config.to_dict().items()}
+            own |= {f"blend.{k}": v for k, v in self.reference_fit.model.config().items()}
             own["blend.reference_share"] = share
         info = log_text_classifier(
             work,
@@ -262,8 +269,8 @@ class TextJob(Job):
             reference_texts=val_texts,
             params=own,
         )
-        if self.model_type != "ngram" and self.reference_fit is not None:  # scored beside it by `evaluate`
-            ref_params = {f"model.{k}": v for k, v in self.reference_fit.model.config.to_dict().items()}
+        if self.model_type != "tfidf" and self.reference_fit is not None:  # scored beside it by `evaluate`
+            ref_params = {f"model.{k}": v for k, v in self.reference_fit.model.config().items()}
             ref = log_text_classifier(
                 work,
                 kind,
@@ -271,18 +278,21 @@ class TextJob(Job):
                 folder,
                 manifest,
                 examples,
-                "ngram-reference",
+                "tfidf-reference",
+                reference_texts=val_texts,
                 params=ref_params,
             )
             self.reference_model_id = ref.model_id
             mlflow.set_tag("reference_model_uri", ref.model_uri)
+            # registered (and maybe crowned) in its own right when the served model does not beat it
+            self.fallback = (ref, self.reference_fit.val_accuracy, "its TF-IDF reference")
         return info
 
     def rescore(self, version: int) -> float | None:
         return champion_accuracy(self.kind, version, self.folder, self.manifest)
 
     def reference(self) -> tracking.Reference | None:
-        return gate(self.model_type, self.reference_fit, "blend_reference_share" in self.mixed)
+        return self.gate  # set by evaluate(); None for the TF-IDF model itself or without a reference
 
     def model_description(self) -> str:
         return model_description(self.kind, self.manifest)
@@ -314,20 +324,19 @@ class TextJob(Job):
 
 
 def served_name(model_type: str, config, blend: bool) -> str:
-    """What the logged model is, as the MLflow UI lists it: gru, lstm, gru-ngram-blend or ngram."""
-    if model_type == "ngram":
-        return "ngram"
-    return f"{config.cell}-ngram-blend" if blend else config.cell
+    """What the logged model is, as the MLflow UI lists it: gru, lstm, gru-tfidf-blend or tfidf."""
+    if model_type == "tfidf":
+        return "tfidf"
+    return f"{config.cell}-tfidf-blend" if blend else config.cell
 
 
-def blended(job: TextJob, rnn_test, ref_test, y_test):
-    """-> the blend's test probabilities, and the share, the blend's val accuracy and the RNN's own
-    val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
-    rnn_val, y_val, _ = predict(job.model, job.val, job.device)
-    val_texts, y_ref = job.xy("val")
+def blended(job: TextJob, rnn_val, y_val, rnn_test, ref_test, y_test):
+    """-> the blend's test probabilities, its val probabilities, and the share, the blend's val accuracy
+    and the RNN's own val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
+    y_ref = job.xy("val")[1]
     if not np.array_equal(y_val, y_ref):  # both read the val shards in the manifest's order
         raise RuntimeError("the val split's shards and texts disagree in row order; rebuild the features")
-    ref_val = predict_proba(job.reference_fit.model, val_texts)
+    ref_val = job.reference_fit.val_probs
     share, val_accuracy = blend.pick_share(rnn_val, ref_val, y_val)
     rnn_val_accuracy = float((rnn_val.argmax(-1) == y_val).mean())
     alone = classification_metrics(y_test, rnn_test.argmax(-1), len(job.labels))
@@ -337,13 +346,17 @@ def blended(job: TextJob, rnn_test, ref_test, y_test):
         val_accuracy,
         rnn_val_accuracy,
     )
-    return blend.mix(rnn_test, ref_test, share), {
-        "val_accuracy": val_accuracy,
-        "blend_reference_share": share,
-        "rnn_val_accuracy": rnn_val_accuracy,
-        "rnn_test_accuracy": alone["accuracy"],
-        "rnn_test_macro_f1": alone["macro_f1"],
-    }
+    return (
+        blend.mix(rnn_test, ref_test, share),
+        blend.mix(rnn_val, ref_val, share),
+        {
+            "val_accuracy": val_accuracy,
+            "blend_reference_share": share,
+            "rnn_val_accuracy": rnn_val_accuracy,
+            "rnn_test_accuracy": alone["accuracy"],
+            "rnn_test_macro_f1": alone["macro_f1"],
+        },
+    )
 
 
 def model_description(kind: TextKind, manifest: dict) -> str:
@@ -359,10 +372,11 @@ def model_description(kind: TextKind, manifest: dict) -> str:
             f"{manifest['config'].get('max_tokens') or 'all'} tokens kept, length-bucketed shards; "
             f"{vocab['labels']['size']} labels.",
             "- Model: embedding -> (bidirectional) GRU/LSTM -> mean+max or last-step pooling -> linear, "
-            "by default blended with the n-gram reference trained on the same splits (see each version's "
+            "by default blended with the TF-IDF reference trained on the same splits (see each version's "
             "params and blend_reference_share).",
             "- Metrics: best_val_accuracy (picks the champion; higher is better), test_accuracy and "
-            "test_macro_f1 beside the majority baseline and the n-gram reference"
+            "test_macro_f1 beside the majority baseline and the TF-IDF reference (registered as a version "
+            "of its own, tagged model_role=reference, when the served model does not beat it)"
             + (", test_f1 and test_roc_auc for the positive class." if kind.positive_label else "."),
             f"- Score: `rnnflow score {kind.name} --input FILE --ds YYYY-MM-DD`, or "
             f"`mlflow.pyfunc.load_model('models:/{kind.model_name}@champion').predict(df)` with a "
@@ -398,9 +412,11 @@ def _log_reports(work, history, test_metrics, baseline, labels, manifest, binary
     (work / "classification_report.json").write_text(json.dumps(report, indent=2))
     (work / "features_manifest.json").write_text(json.dumps(manifest, indent=2))
     (work / "history.json").write_text(json.dumps(history, indent=2))
-    plots.loss_curves(history, work / "loss_curves.png", **(curves or {}))
+    if all("train_loss" in row for row in history):  # epochs of an RNN (a TF-IDF fit has none)
+        plots.loss_curves(history, work / "loss_curves.png", **(curves or {}))
     plots.confusion_matrix(test_metrics["confusion"], labels, work / "confusion_matrix.png", "Test set")
     for name in ("classification_report.json", "features_manifest.json", "history.json"):
         mlflow.log_artifact(str(work / name), artifact_path="reports")
     for name in ("loss_curves.png", "confusion_matrix.png"):
-        mlflow.log_artifact(str(work / name), artifact_path="plots")
+        if (work / name).exists():
+            mlflow.log_artifact(str(work / name), artifact_path="plots")

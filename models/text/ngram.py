@@ -1,15 +1,13 @@
 """fastText-style linear classifier: hashed n-grams (characters 1-4 of "<text>" or words 1-2) -> mean
-EmbeddingBag -> linear. The reference every text training is measured against, and a model of its own.
-"""
+EmbeddingBag -> linear. The text reference before the TF-IDF one (models/text/tfidf.py): kept so that the
+versions it is part of (as a blend or a model of its own) still load and score."""
 
 from __future__ import annotations
 
 import re
-import time
 import zlib
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,16 +65,6 @@ def ngram_ids(texts: list[str | None], cfg: NgramConfig) -> list[list[int]]:
     return [[zlib.crc32(g.encode()) % mod + 1 for g in ngrams(t, cfg)] if t else [] for t in texts]
 
 
-def padded(ids: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> tokens (N, T) padded, lengths (N,)."""
-    lengths = torch.tensor([len(i) for i in ids], dtype=torch.long)
-    width = max((len(i) for i in ids), default=0) or 1
-    tokens = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    for r, i in enumerate(ids):
-        tokens[r, : len(i)] = torch.tensor(i, dtype=torch.long)
-    return tokens, lengths
-
-
 class NgramClassifier(nn.Module):
     def __init__(self, config: NgramConfig) -> None:
         super().__init__()
@@ -95,87 +83,3 @@ class NgramClassifier(nn.Module):
         logits = self.head(self.bag(tokens))  # (B, D) -> (B, C)
         loss = F.cross_entropy(logits, targets, weight=class_weights) if targets is not None else None
         return logits, loss
-
-
-@dataclass
-class NgramFit:
-    model: NgramClassifier
-    best_epoch: int
-    val_accuracy: float
-    seconds: float
-    history: list[dict]  # per epoch: train_loss, val_loss, val_accuracy
-
-
-def fit_ngram(
-    cfg: NgramConfig,
-    train: tuple[list[str], np.ndarray],
-    val: tuple[list[str], np.ndarray],
-    seed: int = 0,
-    epochs: int = 30,
-    patience: int = 3,
-    lr: float = 0.02,
-    batch_size: int = 64,
-) -> NgramFit:
-    """SparseAdam on the bag, Adam on the head; the epoch with the best val accuracy is kept."""
-    started = time.perf_counter()
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = NgramClassifier(cfg)
-    x_train, _ = padded(ngram_ids(train[0], cfg))
-    y_train = torch.as_tensor(train[1], dtype=torch.long)
-    x_val, _ = padded(ngram_ids(val[0], cfg))
-    y_val = torch.as_tensor(val[1], dtype=torch.long)
-    sparse = torch.optim.SparseAdam(list(model.bag.parameters()), lr=lr)
-    dense = torch.optim.Adam(model.head.parameters(), lr=lr)
-    best, best_epoch, best_state, history = -1.0, 0, None, []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(y_train), generator=generator)
-        loss_sum = 0.0
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            _, loss = model(x_train[rows], None, y_train[rows])
-            sparse.zero_grad()
-            dense.zero_grad()
-            loss.backward()
-            sparse.step()
-            dense.step()
-            loss_sum += float(loss.detach()) * len(rows)
-        accuracy, val_loss = evaluate(model, x_val, y_val)
-        history.append(
-            {"epoch": epoch, "train_loss": loss_sum / max(len(order), 1), "val_loss": val_loss}
-            | {"val_accuracy": accuracy}
-        )
-        if accuracy > best:
-            best, best_epoch = accuracy, epoch
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= patience:
-            break
-    model.load_state_dict(best_state)
-    model.eval()
-    return NgramFit(model, best_epoch, best, time.perf_counter() - started, history)
-
-
-@torch.inference_mode()
-def evaluate(model: NgramClassifier, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(accuracy, mean loss) on one split."""
-    model.eval()
-    if not len(y):
-        return 0.0, 0.0
-    logits, loss = model(x, None, y)
-    return float((logits.argmax(-1) == y).float().mean()), float(loss)
-
-
-@torch.inference_mode()
-def predict_proba(model: NgramClassifier, texts: list[str | None], batch_size: int = 2048) -> np.ndarray:
-    """(N, C) probabilities; uniform for empty texts."""
-    model.eval()
-    ids = ngram_ids(texts, model.config)
-    c = model.config.num_classes
-    probs = np.full((len(ids), c), 1.0 / c, dtype=np.float32)
-    rows = [i for i, g in enumerate(ids) if g]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        tokens, _ = padded([ids[i] for i in chunk])
-        probs[chunk] = torch.softmax(model(tokens)[0], dim=-1).numpy()
-    return probs

@@ -15,12 +15,14 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
 from models import packaging
-from models.packaging import load_weights, log_pyfunc, read_json
+from models.packaging import REREGISTER, load_weights, log_pyfunc, read_json
 from models.text import blend
 from models.text.ngram import NgramClassifier, NgramConfig, ngram_ids
 from models.text.rnn import RNNClassifier, RNNClassifierConfig
+from models.text.tfidf import TfidfModel
 from pipeline import storage
 from pipeline.kinds import TextKind
+from pipeline.storage import CorruptFile
 from pipeline.text import profile
 from pipeline.text.features import tokenize
 from pipeline.text.rules import clean_text
@@ -42,18 +44,26 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         self.max_tokens = spec.get("max_tokens")
         self.tokens = Vocabulary.from_dict(read_json(context, "vocab_tokens"))
         self.labels = Vocabulary.from_dict(read_json(context, "vocab_labels"))
-        self.ngram = spec.get("model_type") == "ngram"
-        if self.ngram:
-            self.model = NgramClassifier(NgramConfig(**spec["model"]))
+        self.model_type = spec.get("model_type", "rnn")
+        self.model = None  # the sequence model (rnn, or a legacy hashed n-gram model); none for tfidf
+        if self.model_type == "tfidf":
+            self.tfidf = load_tfidf(context, "tfidf")
         else:
-            self.model = RNNClassifier(RNNClassifierConfig(**spec["model"]))
-        self.model.load_state_dict(load_weights(context))
-        self.model.eval()
-        self.blend = None  # (n-gram model, its share): the RNN blended with its n-gram reference
+            config = NgramConfig(**spec["model"]) if self.model_type == "ngram" else None
+            self.model = (
+                NgramClassifier(config) if config else RNNClassifier(RNNClassifierConfig(**spec["model"]))
+            )
+            self.model.load_state_dict(load_weights(context))
+            self.model.eval()
+        self.blend = None  # (the reference, its share): the RNN blended with its reference
         if spec.get("blend"):
-            ngram = NgramClassifier(NgramConfig(**spec["blend"]["model"]))
-            ngram.load_state_dict(load_weights(context, "blend_weights"))
-            self.blend = (ngram.eval(), float(spec["blend"]["share"]))
+            share = float(spec["blend"]["share"])
+            if spec["blend"].get("type") == "tfidf":
+                self.blend = (load_tfidf(context, "blend_tfidf"), share)
+            else:  # versions from before the TF-IDF reference: a hashed n-gram model
+                ngram = NgramClassifier(NgramConfig(**spec["blend"]["model"]))
+                ngram.load_state_dict(load_weights(context, "blend_weights"))
+                self.blend = (ngram.eval(), share)
         self.batch_size = int(spec.get("score_batch_size", 512))
         has_reference = "drift_reference" in context.artifacts  # not: packaged before drift reports
         self.drift_reference = read_json(context, "drift_reference") if has_reference else None
@@ -62,7 +72,7 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         """-> every text's token ids end to end (flat), each text's count of them, the cleaned texts."""
         frame = pl.DataFrame({self.kind.text_col: pl.Series(texts.tolist(), dtype=pl.String)})
         cleaned = frame.select(clean_text(self.kind))
-        if self.ngram:  # hashed n-grams of the cleaned text, as in training
+        if isinstance(self.model, NgramClassifier):  # hashed n-grams of the cleaned text, as in training
             return (*flatten(ngram_ids(cleaned[self.kind.text_col].to_list(), self.model.config)), cleaned)
         pieces = cleaned.select(tokenize(self.kind))["pieces"]
         if self.max_tokens:
@@ -73,16 +83,26 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
         lengths = ids.list.len().fill_null(0).to_numpy().astype(np.int64)
         return ids.explode().drop_nulls().to_numpy().astype(np.int64), lengths, cleaned
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        flat, lengths, cleaned = self.encode(model_input[self.kind.text_col])
-        pad = self.model.config.pad_id
-        probs = score_sequences(self.model, flat, lengths, pad, self.batch_size)  # (N, C)
+    def probabilities(self, texts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """-> (N, C) class probabilities and each text's token count (0: an empty text, no prediction)."""
+        flat, lengths, cleaned = self.encode(texts)
+        clean = cleaned[self.kind.text_col].to_list()
+        if self.model is None:  # the TF-IDF model alone
+            probs = self.tfidf.predict_proba(clean)
+        else:
+            probs = score_sequences(self.model, flat, lengths, self.model.config.pad_id, self.batch_size)
         if self.blend is not None:
-            ngram, share = self.blend
-            grams = flatten(ngram_ids(cleaned[self.kind.text_col].to_list(), ngram.config))
-            probs = blend.mix(
-                probs, score_sequences(ngram, *grams, ngram.config.pad_id, self.batch_size), share
-            )
+            reference, share = self.blend
+            if isinstance(reference, NgramClassifier):
+                grams = flatten(ngram_ids(clean, reference.config))
+                other = score_sequences(reference, *grams, reference.config.pad_id, self.batch_size)
+            else:
+                other = reference.predict_proba(clean)
+            probs = blend.mix(probs, other, share)
+        return probs, lengths
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        probs, lengths = self.probabilities(model_input[self.kind.text_col])  # (N, C), (N,)
         k = min(TOP_K, probs.shape[1])
         top = np.argsort(-probs, axis=1)[:, :k]  # (N, k)
         empty = lengths == 0
@@ -104,6 +124,17 @@ class TextClassifierPyfunc(mlflow.pyfunc.PythonModel):
             p = probs[:, positive] if positive is not None else np.zeros(len(lengths))  # never predicted
             out[POSITIVE_COLUMN] = np.where(empty, np.nan, p).astype(np.float64)
         return out
+
+
+def load_tfidf(context, name: str) -> TfidfModel:
+    """A TF-IDF model from its two artifacts (plain arrays, JSON); a damaged one fails naming the file."""
+    arrays, vocab = context.artifacts[f"{name}_arrays"], context.artifacts[f"{name}_vocab"]
+    try:
+        return TfidfModel.load(arrays, vocab)
+    except (ValueError, KeyError, OSError, EOFError) as err:
+        raise CorruptFile(
+            f"{Path(arrays).name}: not a readable TF-IDF model ({str(err)[:120]}); {REREGISTER}"
+        ) from None
 
 
 def flatten(ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,37 +186,35 @@ def signature(kind: TextKind) -> ModelSignature:
 def log_text_classifier(
     workdir: Path,
     kind: TextKind,
-    model: RNNClassifier | NgramClassifier,
+    model: RNNClassifier | TfidfModel,
     features_dir: Path,
     manifest: dict,
     examples: list[str],
     name: str = "model",
-    blend_with: tuple[NgramClassifier, float] | None = None,
+    blend_with: tuple[TfidfModel, float] | None = None,
     reference_texts: pl.Series | None = None,
     params: dict | None = None,
 ):
-    """Log a text classifier (RNN or n-gram, or an RNN blended with an n-gram model at a share) with its
-    vocabularies; returns MLflow's ModelInfo."""
+    """Log a text classifier (the RNN, the TF-IDF model, or the RNN blended with the TF-IDF model at a
+    share) with its vocabularies; returns MLflow's ModelInfo."""
+    tfidf = isinstance(model, TfidfModel)
     spec = {
         "kind": {k: v for k, v in kind.__dict__.items()},
-        "model_type": "ngram" if isinstance(model, NgramClassifier) else "rnn",
-        "model": model.config.to_dict(),
+        "model_type": "tfidf" if tfidf else "rnn",
+        "model": model.config() if tfidf else model.config.to_dict(),
         "max_tokens": manifest["config"].get("max_tokens"),
         "features_version": manifest["version"],
     }
-    artifacts = {}
+    artifacts = model.save(workdir / f"{name}_files", "tfidf") if tfidf else {}
     for which in ("tokens", "labels"):  # copied beside the weights: the feature set may be on S3
         copy = workdir / f"{name}_vocab_{which}.json"
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(storage.read_text(features_dir / manifest["vocab"][which]["file"]))
         artifacts[f"vocab_{which}"] = str(copy)
     if blend_with is not None:
-        ngram, share = blend_with
-        spec["blend"] = {"model": ngram.config.to_dict(), "share": share}
-        weights = workdir / f"{name}_blend_weights.pt"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in ngram.state_dict().items()}, weights)
-        artifacts["blend_weights"] = str(weights)
+        reference, share = blend_with
+        spec["blend"] = {"type": "tfidf", "share": share}
+        artifacts |= reference.save(workdir / f"{name}_blend", "blend_tfidf")
     example = pd.DataFrame({kind.text_col: examples})
 
     def drift_reference(loaded: TextClassifierPyfunc) -> dict:  # the held-out texts as scoring sees them
@@ -196,7 +225,16 @@ def log_text_classifier(
 
     reference = drift_reference if reference_texts is not None and reference_texts.len() else None
     return log_pyfunc(
-        workdir, ENTRY, model, spec, artifacts, signature(kind), example, name, reference, params
+        workdir,
+        ENTRY,
+        None if tfidf else model,
+        spec,
+        artifacts,
+        signature(kind),
+        example,
+        name,
+        reference,
+        params,
     )
 
 

@@ -1,5 +1,5 @@
-"""The n-gram reference trained beside every text model on exactly its splits: fitting, its metrics, and
-the champion gate it sets (models/text/job.py)."""
+"""The TF-IDF reference trained beside every text model on exactly its splits (models/text/tfidf.py): fitting,
+its metrics, and the champion gate it sets (models/text/job.py)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,26 @@ import math
 import numpy as np
 
 from models import tracking
-from models.metrics import binary_metrics, classification_metrics
-from models.text.ngram import NgramConfig, NgramFit, fit_ngram, predict_proba
+from models.metrics import SIGNIFICANT, binary_metrics, classification_metrics, mcnemar
+from models.text.tfidf import TfidfFit, fit_tfidf
 from models.train import FitResult
 from pipeline.kinds import TextKind
 from pipeline.text.vocab import Vocabulary
 
+NAME = "its TF-IDF reference"
 
-def gate(model_type: str, reference: NgramFit | None, blended: bool) -> tracking.Reference | None:
-    """What the champion gate holds the model to: its reference's val accuracy (none for the n-gram
-    model itself, or when the reference was switched off). A blend holds the reference, so it must
-    beat it, not tie it, unless the reference is already perfect on val (nothing can beat it)."""
-    if model_type == "ngram" or reference is None:
+
+def gate(served_val: np.ndarray, y_val: np.ndarray, reference: TfidfFit | None) -> tracking.Reference | None:
+    """What the champion gate holds the served model to: its reference on the same val rows. It beats the
+    reference only when more accurate and the difference is not noise (McNemar on the val predictions,
+    p < 0.05); else the reference is the better model this training produced. None: no reference."""
+    if reference is None:
         return None
-    strict = blended and reference.val_accuracy < 1.0
-    return tracking.Reference("its n-gram reference", reference.val_accuracy, strict=strict)
+    ours = float((served_val == y_val).mean()) if len(y_val) else 0.0
+    p_value = mcnemar(y_val, served_val, reference.val_probs.argmax(-1))
+    beaten = ours > reference.val_accuracy and p_value < SIGNIFICANT
+    note = f"McNemar on val p={p_value:.3f}"
+    return tracking.Reference(NAME, reference.val_accuracy, strict=True, verdict=beaten, note=note)
 
 
 def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray]:
@@ -31,18 +36,18 @@ def xy(kind: TextKind, labels: Vocabulary, frame) -> tuple[list[str], np.ndarray
     return frame[kind.text_col].to_list(), ids
 
 
-def train_reference(kind: TextKind, labels: Vocabulary, texts: dict, seed: int) -> NgramFit:
-    """The n-gram reference on exactly the model's train split, its epoch picked on the same val split."""
-    cfg = NgramConfig.for_tokenizer(kind.tokenizer, len(labels))
-    return fit_ngram(cfg, xy(kind, labels, texts["train"]), xy(kind, labels, texts["val"]), seed)
+def train_reference(kind: TextKind, labels: Vocabulary, texts: dict, seed: int) -> TfidfFit:
+    """The TF-IDF reference on exactly the model's train split, its regularisation picked on val."""
+    train, val = xy(kind, labels, texts["train"]), xy(kind, labels, texts["val"])
+    return fit_tfidf(kind.tokenizer, train, val, len(labels), seed)
 
 
 def reference_metrics(
-    kind: TextKind, labels: Vocabulary, reference: NgramFit, test
+    kind: TextKind, labels: Vocabulary, reference: TfidfFit, test
 ) -> tuple[dict, np.ndarray]:
     """-> the reference_* metrics and its test probabilities (N, C)."""
     texts, y = xy(kind, labels, test)
-    probs = predict_proba(reference.model, texts)
+    probs = reference.model.predict_proba(texts)
     m = classification_metrics(y, probs.argmax(-1), len(labels))
     out = {
         "reference_val_accuracy": reference.val_accuracy,
@@ -56,15 +61,13 @@ def reference_metrics(
     return out, probs
 
 
-def ngram_result(fitted: NgramFit, train_rows: int) -> FitResult:
-    """The n-gram fit in the shape the job reports for every model."""
-    rate = train_rows * len(fitted.history) / max(fitted.seconds, 1e-9)
+def reference_result(fitted: TfidfFit, train_rows: int) -> FitResult:
+    """The TF-IDF fit in the shape the job reports for every model (one "epoch" per C tried)."""
+    history = [{"epoch": i + 1, **row} for i, row in enumerate(fitted.history)]
+    best = max(range(len(history)), key=lambda i: history[i]["val_accuracy"]) + 1
+    rate = train_rows * len(history) / max(fitted.seconds, 1e-9)
     return FitResult(
-        "val_accuracy",
-        history=fitted.history,
-        best_epoch=fitted.best_epoch,
-        best_value=fitted.val_accuracy,
-        samples_per_s=rate,
+        "val_accuracy", history=history, best_epoch=best, best_value=fitted.val_accuracy, samples_per_s=rate
     )
 
 

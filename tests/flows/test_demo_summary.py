@@ -26,7 +26,7 @@ def results(root, model_rmse: float, verdict: str | None = None) -> dict:
             "model_name": "names-nationality",
             "version": 2,
             "champion_version": 2,
-            "champion_decision": "v2 best_val_accuracy=0.8000 holds its own against its n-gram reference",
+            "champion_decision": "v2 best_val_accuracy=0.8000 beats its TF-IDF reference",
             "test_accuracy": 0.8,
             "baseline_accuracy": 0.1,
             "test_macro_f1": 0.7,
@@ -82,22 +82,22 @@ def test_summary_says_plainly_when_the_price_model_loses_to_persistence_or_ties_
     assert "prefer the naive forecast" in worse
     tie = "no better than persistence on test RMSE (6.7160 vs 6.7170, p=0.900: a difference within noise)"
     tied = summary(results(tmp_path, 6.716, tie), str(tmp_path))
-    assert tie in tied and "beats" not in tied
+    assert tie in tied and "verdict     beats" not in tied
     assert "0.509 of test days right (95% 0.488-0.530), no better than always-up (0.499)" in tied
     better = summary(results(tmp_path, 6.5, "beats persistence on test RMSE (...)"), str(tmp_path))
     assert "beats persistence" in better and "prefer the naive" not in better
 
 
-def test_summary_names_the_ngram_model_that_serves_when_the_rnn_loses(tmp_path):
+def test_summary_names_the_reference_that_serves_when_the_rnn_does_not_beat_it(tmp_path):
     data = results(tmp_path, 6.5)
-    data["names"]["train"] |= {"champion_version": None, "champion_decision": "v1 ... LOSES TO ..."}
-    data["names"]["fallback"] = {
-        "version": 2,
-        "champion_version": 2,
-        "test_accuracy": 0.83,
-        "test_macro_f1": 0.54,
-        "champion_decision": "v2 best_val_accuracy=0.8322; first champion",
+    data["names"]["train"] |= {
+        "champion_version": 3,
+        "reference_version": 3,
+        "reference_test_accuracy": 0.83,
+        "reference_test_macro_f1": 0.54,
+        "reference_seconds": 4.0,
+        "champion_decision": "v2 ... does not beat ...; its TF-IDF reference registered as v3: ...",
     }
     text = summary(data, str(tmp_path))
-    assert "names -> names-nationality v2 (champion v2)" in text
-    assert "instead     n-gram model v2 (rnnflow train names --model ngram): test accuracy 0.830" in text
+    assert "names -> names-nationality v2 (champion v3)" in text
+    assert "instead     its TF-IDF reference, registered as v3: test accuracy 0.830, macro-F1 0.540" in text

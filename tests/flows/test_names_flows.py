@@ -13,7 +13,7 @@ from flows.cli import main
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 
 TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
-# Registry-decision tests compare versions with each other: the n-gram reference (which the gate tests
+# Registry-decision tests compare versions with each other: the TF-IDF reference (which the gate tests
 # in test_reference_gate.py exercise) is switched off, as `rnnflow train --no-reference` does.
 WEAK = {"epochs": 1, "lr": 1e-4, "model_options": TINY, "reference": False}
 STRONG = {

@@ -1,5 +1,7 @@
-"""The reference every training is held to: a text model that loses to its n-gram reference, or a
-price model that loses to persistence, is registered but never champion; `--model ngram` is a model."""
+"""The reference every training is held to: a text model that does not beat its TF-IDF reference is
+registered but not crowned, and the reference is registered beside it and crowned when it beats the
+incumbent (a training leaves a servable champion); a price model that loses to persistence is never
+champion; `--model tfidf` is a model."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from models import packaging
 from models.text.blend import SHARES
-from models.text.ngram import NgramConfig, ngram_ids
 from pipeline.layout import Layout
 from pipeline.storage import latest_features
 from pipeline.text.features import split_texts
@@ -39,53 +41,76 @@ def registry(root) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def test_a_text_model_that_loses_to_its_reference_is_not_crowned(names_root):
+def test_a_text_model_that_does_not_beat_its_reference_leaves_the_reference_as_champion(names_root, tmp_path):
     report = train_flow("names", str(names_root), **LOSER)
     assert report["reference_val_accuracy"] > report["best_val_accuracy"]  # the premise (GRU alone)
-    assert (report["version"], report["promoted"], report["champion_version"]) == (1, False, None)
-    assert not report["beats_reference"]
+    assert (report["version"], report["reference_version"]) == (1, 2)
+    assert (report["promoted"], report["champion_version"], report["beats_reference"]) == (True, 2, False)
     decision = report["champion_decision"]
     assert f"best_val_accuracy={report['best_val_accuracy']:.4f}" in decision
-    assert f"LOSES TO its n-gram reference ({report['reference_val_accuracy']:.4f})" in decision
-    assert "NOT champion (there is no champion yet)" in decision
+    assert f"does not beat its TF-IDF reference ({report['reference_val_accuracy']:.4f}; McNemar" in decision
+    assert "its TF-IDF reference registered as v2: v2 best_val_accuracy=" in decision
+    assert decision.endswith("first champion")
     client = registry(names_root)
-    assert client.get_model_version("names-nationality", "1").tags["champion_decision"] == decision
-    assert not client.get_registered_model("names-nationality").aliases
+    assert client.get_registered_model("names-nationality").aliases == {"champion": 2}
+    reference = client.get_model_version("names-nationality", "2")
+    assert (reference.tags["model_role"], reference.tags["reference_of_version"]) == ("reference", "1")
     run = client.get_run(report["run_id"])
     for key in ("reference_val_accuracy", "reference_test_accuracy", "reference_test_macro_f1"):
         assert key in run.data.metrics
-    reference = mlflow.pyfunc.load_model(run.data.tags["reference_model_uri"])  # for `rnnflow evaluate`
-    assert reference.predict(pd.DataFrame({"surname": ["Belmoto"]}))["predicted_label"][0] == "Japanese"
+
+    # the champion is the reference, a complete pyfunc: it scores like any other, loading plain arrays
+    tracking_uri = f"sqlite:///{names_root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri="models:/names-nationality/2", dst_path=str(tmp_path)
+    )
+    files = {p.suffix for p in __import__("pathlib").Path(local).rglob("*") if p.is_file()}
+    assert ".npz" in files and ".pkl" not in files and ".pt" not in files
+    loaded = packaging.load("models:/names-nationality/2")
+    assert loaded.predict(pd.DataFrame({"surname": ["Belmoto"]}))["predicted_label"][0] == "Japanese"
+    to_score = tmp_path / "in.csv"
+    to_score.write_text("surname\nBelmoto\nCarski\n")
+    out = score_flow("names", str(to_score), "2026-11-02", data_root=str(names_root))
+    assert pl.read_parquet(out["path"])["model_version"].to_list() == [2, 2]
+
+    again = train_flow("names", str(names_root), **LOSER)  # a champion is there: never left worse
+    assert (again["version"], again["reference_version"]) == (3, 4)
+    assert again["champion_version"] == 2 and not again["promoted"]
+    assert client.get_registered_model("names-nationality").aliases == {"champion": 2}
 
 
 def test_the_reference_learns_on_exactly_the_models_splits(names_root, monkeypatch):
-    """It is fitted on the model's train split, its epoch picked on the model's val split: no test row."""
+    """It is fitted on the model's train split, its regularisation picked on the model's val split."""
     from models.text import reference as classifier_job
 
-    seen, real = {}, classifier_job.fit_ngram
+    seen, real = {}, classifier_job.fit_tfidf
 
-    def recording(cfg, train, val, seed=0, **kw):
+    def recording(tokenizer, train, val, num_classes, seed=0):
         seen["train"], seen["val"] = set(train[0]), set(val[0])
-        return real(cfg, train, val, seed, **kw)
+        return real(tokenizer, train, val, num_classes, seed)
 
-    monkeypatch.setattr(classifier_job, "fit_ngram", recording)
+    monkeypatch.setattr(classifier_job, "fit_tfidf", recording)
     train_flow("names", str(names_root), **LOSER)
     folder, manifest = latest_features(Layout.of("names", names_root))
     split = {s: set(split_texts(folder, manifest, s)["surname"].to_list()) for s in ("train", "val", "test")}
     assert seen["train"] == split["train"] and seen["val"] == split["val"]
     assert not (seen["train"] | seen["val"]) & split["test"]
-    cfg = NgramConfig.for_tokenizer("chars", 3)
-    assert ngram_ids(["Ab"], cfg) == ngram_ids(["Ab"], cfg)  # crc32: stable across processes
-    assert len(ngram_ids(["Ab"], cfg)[0]) == 4 + 3 + 2 + 1  # 1- to 4-grams of "<Ab>"
 
 
-def test_the_ngram_model_trains_registers_and_scores_through_the_same_path(names_root, tmp_path):
-    report = train_flow("names", str(names_root), epochs=1, model_options={"model": "ngram"})
-    assert report["model_type"] == "ngram" and report["promoted"]  # the reference itself: no gate
+def test_the_tfidf_model_trains_registers_and_scores_through_the_same_path(names_root, tmp_path):
+    report = train_flow("names", str(names_root), epochs=1, model_options={"model": "tfidf"})
+    assert report["model_type"] == "tfidf" and report["reference_version"] is None  # no gate: it is one
     assert report["best_val_accuracy"] == report["reference_val_accuracy"] >= 0.9
     to_score = tmp_path / "in.csv"
     to_score.write_text("surname\nBelmoto\nCarski\n\n")
-    out = score_flow("names", str(to_score), "2026-11-01", data_root=str(names_root))
+    out = score_flow(
+        "names",
+        str(to_score),
+        "2026-11-01",
+        f"models:/names-nationality/{report['version']}",
+        str(names_root),
+    )
     frame = pl.read_parquet(out["path"])
     assert frame["predicted_label"].to_list()[:2] == ["Japanese", "Polish"]
     assert frame.columns[:5] == ["surname", "predicted_label", "probability", "top_labels", "top_probs"]
@@ -137,7 +162,7 @@ def test_evaluate_logs_a_run_linked_to_the_version(names_root, tmp_path):
     assert metrics["rows"] == 4 and metrics["rows_rejected"] == 1  # the ingest rules apply
     assert metrics["majority_accuracy"] == 0.5  # Polish, 2 of 4
     assert {"model_accuracy", "model_macro_f1", "reference_accuracy", "reference_macro_f1"} <= set(metrics)
-    assert metrics["reference_accuracy"] == 1.0  # the suffix decides: the n-gram reference knows it
+    assert metrics["reference_accuracy"] == 1.0  # the suffix decides: the TF-IDF reference knows it
     paths = {a.path for d in ("reports", "plots") for a in client.list_artifacts(run.info.run_id, d)}
     assert {"reports/evaluation_report.json", "plots/confusion_matrix.png"} <= paths
     experiment = client.get_experiment(run.info.experiment_id)
