@@ -26,7 +26,7 @@ CODE ?= checkout
 # server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
 API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
 
-.PHONY: help install demo test bench lint format clean server worker deploy mlflow-ui stack stack-down
+.PHONY: help install demo test bench selection lint format clean server worker deploy mlflow-ui stack stack-down
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ test: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Run the test suite (TEST
 
 bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~12 min on 2 cores) -> bench/results/<date>.md
 	$(BIN)/python bench/run.py
+
+selection: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Model selection on five text datasets, 3 seeds (hours on 2 cores) -> bench/results/<date>-selection.md
+	$(BIN)/python bench/model_selection.py
 
 lint: $(VENV)/.installed-dev ## ruff lint and format check
 	$(BIN)/ruff check .
