@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("RNNFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))  # beside the project
 
 # name -> (kind, train settings over the family's defaults, model options over the kind's)
 CONFIGS = {
