@@ -90,7 +90,7 @@ def summary(results: dict, data_root: str | None) -> str:
         champion = f"v{now}" if now is not None else "none"
         lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion {champion})")
         lines.append(f"    decision    {tr['champion_decision']}")
-        if tr.get("reference_version") is not None:
+        if tr.get("reference_version") is not None and now == tr["reference_version"]:
             lines.append(
                 f"    instead     its TF-IDF reference, registered as v{tr['reference_version']}: test "
                 f"accuracy {tr['reference_test_accuracy']:.3f}, macro-F1 {tr['reference_test_macro_f1']:.3f}"

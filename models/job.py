@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import mlflow
 import polars as pl
+from mlflow.tracking import MlflowClient
 
 from models import checkpoint, tracking
 from models.config import train_params
@@ -146,6 +147,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             reference=job.reference(),
             descriptions=(job.model_description(), version_description(job, result.best_value)),
         )
+        checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume (a resume would add a twin)
         if not outcome["beats_reference"] and job.fallback is not None:
             outcome = register_fallback(job, scope, outcome)
         else:
@@ -215,6 +217,7 @@ def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
         f"{outcome['champion_decision']}; {what} registered as v{own['version']}: {own['champion_decision']}"
     )
     mlflow.set_tags({"registered_version": served, "champion_decision": decision})
+    MlflowClient().set_model_version_tag(job.kind.model_name, str(served), "champion_decision", decision)
     log.info("v%d did not beat %s: registered it as v%d", served, what, own["version"])
     return outcome | {
         "reference_version": own["version"],

@@ -24,7 +24,7 @@ from mlflow.models import Model, ModelSignature
 from models.checkpoint import torch_error
 from pipeline.storage import CorruptFile
 
-PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy"]
+PIP_REQUIREMENTS = ["rnnflow", "torch", "polars", "pandas", "numpy", "scikit-learn"]
 # MLflow 3 warns about "Any" type hints for every PythonModel subclass, hinted or not: noise for users.
 warnings.filterwarnings("ignore", message=".*Any type hint is inferred as AnyType.*")
 

@@ -24,6 +24,7 @@ from pipeline import objectstore
 
 CHAMPION = "champion"
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # a logged model's registered versions, as the UI reads them
+EXACT_TAG = "champion_value"  # a version's champion metric, exact (the metric's own tag is rounded)
 # Registry answers that mean "no such model, version or alias" (anything else may be an outage).
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
@@ -223,9 +224,9 @@ def promote_if_better(
         champion = client.get_model_version(model_name, str(previous))
         if champion.tags.get("features_version") == features_version:
             # the version's own value (a run may register two versions: its model and its reference)
-            tagged = champion.tags.get(metric)
+            exact = champion.tags.get(EXACT_TAG)
             previous_value = (
-                float(tagged) if tagged else client.get_run(champion.run_id).data.metrics.get(metric)
+                float(exact) if exact else client.get_run(champion.run_id).data.metrics.get(metric)
             )
         else:
             previous_value = rescore(previous)
@@ -298,7 +299,7 @@ def register_and_promote(
         model_info.model_uri,
         run_id,
         model_info.model_id,
-        {**tags, metric: repr(float(value))},  # exact: the champion rule reads it back
+        {**tags, metric: f"{value:.6f}", EXACT_TAG: repr(float(value))},  # the rule reads the exact one
         model_text,
         version_text,
     )

@@ -37,6 +37,8 @@ def evaluate_text(kind: TextKind, layout: Layout, input_path: str, model_uri: st
     version = client.get_model_version(pinned.name, str(pinned.version))
     predicted = {"model": _labels(packaging.load(pinned.uri), texts, kind)}
     reference_uri = client.get_run(pinned.run_id).data.tags.get("reference_model_uri")
+    if version.tags.get("model_role") == "reference":  # the version is its training's reference itself
+        reference_uri = None
     if reference_uri:
         try:
             predicted["reference"] = _labels(packaging.load(reference_uri), texts, kind)

@@ -186,7 +186,10 @@ class TextJob(Job):
     def evaluate(self, result: FitResult) -> dict:
         kind, labels = self.kind, self.labels
         if self.model_type == "rnn" and self.cfg.reference:
-            self.reference_fit = train_reference(kind, labels, self.texts, self.cfg.seed)
+            try:
+                self.reference_fit = train_reference(kind, labels, self.texts, self.cfg.seed)
+            except ValueError as err:  # e.g. one class only in train: no reference, no gate
+                log.warning("no TF-IDF reference for this training: %s", err)
         ref_probs = None
         if self.reference_fit is not None:
             self.ref_metrics, ref_probs = reference_metrics(
@@ -203,6 +206,10 @@ class TextJob(Job):
         else:
             probs, y_test, _ = predict(self.model, self.test, self.device)
             served_val, y_val, _ = predict(self.model, self.val, self.device)  # the RNN's, on val
+            if self.reference_fit is not None and not np.array_equal(y_val, self.xy("val")[1]):
+                raise RuntimeError(
+                    "the val split's shards and texts disagree in row order; rebuild the features"
+                )
             if self.reference_fit is not None and self.cfg.blend:
                 probs, served_val, self.mixed = blended(self, served_val, y_val, probs, ref_probs, y_test)
                 result.best_value = self.mixed.pop("val_accuracy")
@@ -333,10 +340,7 @@ def served_name(model_type: str, config, blend: bool) -> str:
 def blended(job: TextJob, rnn_val, y_val, rnn_test, ref_test, y_test):
     """-> the blend's test probabilities, its val probabilities, and the share, the blend's val accuracy
     and the RNN's own val/test metrics (the share is picked on the val split, as the RNN's best epoch was)."""
-    y_ref = job.xy("val")[1]
-    if not np.array_equal(y_val, y_ref):  # both read the val shards in the manifest's order
-        raise RuntimeError("the val split's shards and texts disagree in row order; rebuild the features")
-    ref_val = job.reference_fit.val_probs
+    ref_val = job.reference_fit.val_probs  # in the row order of y_val (evaluate checked it)
     share, val_accuracy = blend.pick_share(rnn_val, ref_val, y_val)
     rnn_val_accuracy = float((rnn_val.argmax(-1) == y_val).mean())
     alone = classification_metrics(y_test, rnn_test.argmax(-1), len(job.labels))

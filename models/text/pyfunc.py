@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
+import sklearn
 import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
@@ -204,6 +205,7 @@ def log_text_classifier(
         "model": model.config() if tfidf else model.config.to_dict(),
         "max_tokens": manifest["config"].get("max_tokens"),
         "features_version": manifest["version"],
+        "sklearn": sklearn.__version__,  # the TF-IDF analyzers' version (its features at scoring time)
     }
     artifacts = model.save(workdir / f"{name}_files", "tfidf") if tfidf else {}
     for which in ("tokens", "labels"):  # copied beside the weights: the feature set may be on S3

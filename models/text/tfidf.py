@@ -49,28 +49,42 @@ class TfidfModel:
     coef: np.ndarray  # (C, F)
     intercept: np.ndarray  # (C,)
     settings: dict = field(default_factory=dict)  # C, tokenizer: what was chosen, for params
+    _counters: list = field(default_factory=list, repr=False)  # built once, on first use
 
     @property
     def num_classes(self) -> int:
         return int(self.coef.shape[0])
 
+    def counters(self) -> list[CountVectorizer]:
+        """One CountVectorizer per block over its fixed vocabulary (sklearn copies a vocabulary when it
+        first checks it: once per model, not once per call)."""
+        if not self._counters:
+            for block in self.blocks:
+                counter = CountVectorizer(
+                    analyzer=block["analyzer"],
+                    ngram_range=tuple(block["ngram_range"]),
+                    lowercase=block["lowercase"],
+                    vocabulary=block["vocabulary"],
+                    dtype=np.float64,
+                )
+                counter.transform([""])  # checks the vocabulary now
+                self._counters.append(counter)
+        return self._counters
+
     def features(self, texts: list[str | None]) -> sparse.csr_matrix:
         texts = [t or "" for t in texts]
         parts = []
-        for block in self.blocks:
-            counts = CountVectorizer(
-                analyzer=block["analyzer"],
-                ngram_range=tuple(block["ngram_range"]),
-                lowercase=block["lowercase"],
-                vocabulary=block["vocabulary"],
-                dtype=np.float64,
-            ).transform(texts)
+        for block, counter in zip(self.blocks, self.counters(), strict=True):
+            counts = counter.transform(texts)
             counts.data = 1.0 + np.log(counts.data)  # sublinear tf, as fitted
             parts.append(normalize(counts.multiply(block["idf"]).tocsr()))
         return sparse.hstack(parts, format="csr")
 
     def predict_proba(self, texts: list[str | None]) -> np.ndarray:
-        logits = np.asarray(self.features(texts) @ self.coef.T) + self.intercept  # (N, C)
+        return self.probabilities(self.features(texts))
+
+    def probabilities(self, features: sparse.csr_matrix) -> np.ndarray:
+        logits = np.asarray(features @ self.coef.T) + self.intercept  # (N, C)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -85,8 +99,12 @@ class TfidfModel:
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {"coef": self.coef, "intercept": self.intercept}
         arrays |= {f"idf_{i}": np.asarray(b["idf"]) for i, b in enumerate(self.blocks)}
-        np.savez(folder / f"{name}.npz", **arrays)
-        meta = {"blocks": [{k: v for k, v in b.items() if k != "idf"} for b in self.blocks]}
+        np.savez_compressed(folder / f"{name}.npz", **arrays)
+        terms = [sorted(b["vocabulary"], key=b["vocabulary"].get) for b in self.blocks]  # by column
+        meta = {
+            "blocks": [{k: v for k, v in b.items() if k not in ("idf", "vocabulary")} for b in self.blocks]
+        }
+        meta["terms"] = terms
         (folder / f"{name}.json").write_text(json.dumps(meta | {"settings": self.settings}))
         return {f"{name}_arrays": str(folder / f"{name}.npz"), f"{name}_vocab": str(folder / f"{name}.json")}
 
@@ -95,7 +113,10 @@ class TfidfModel:
         with np.load(arrays, allow_pickle=False) as data:  # plain arrays only: nothing to unpickle
             values = {k: data[k] for k in data.files}
         meta = json.loads(Path(vocab).read_text())
-        blocks = [b | {"idf": values[f"idf_{i}"]} for i, b in enumerate(meta["blocks"])]
+        blocks = [
+            b | {"idf": values[f"idf_{i}"], "vocabulary": {t: j for j, t in enumerate(meta["terms"][i])}}
+            for i, b in enumerate(meta["blocks"])
+        ]
         return cls(blocks, values["coef"], values["intercept"], meta.get("settings", {}))
 
 
@@ -116,7 +137,9 @@ def fit_tfidf(
     seed: int = 0,
 ) -> TfidfFit:
     """Vectorizers fitted on train; for each C of C_GRID a logistic regression; the best val accuracy
-    kept (a tie: the stronger regularisation)."""
+    kept (a tie: the stronger regularisation). ValueError when train holds fewer than two classes."""
+    if len(set(np.asarray(train[1]).tolist())) < 2:
+        raise ValueError("the train split holds fewer than two classes: no classifier to fit")
     started = time.perf_counter()
     blocks, parts = [], []
     for spec in BLOCKS[tokenizer]:
@@ -131,11 +154,14 @@ def fit_tfidf(
         vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
         blocks.append({**spec, "vocabulary": vocabulary, "idf": vectorizer.idf_})
     x_train = sparse.hstack(parts, format="csr")
+    x_val = TfidfModel(blocks, np.zeros((num_classes, x_train.shape[1])), np.zeros(num_classes)).features(
+        val[0]
+    )
     best, history = None, []
     for c in C_GRID:
         fitted = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x_train, train[1])
         model = TfidfModel(blocks, *_full(fitted, num_classes), {"C": c, "tokenizer": tokenizer})
-        probs = model.predict_proba(val[0])
+        probs = model.probabilities(x_val)
         accuracy = float((probs.argmax(-1) == val[1]).mean()) if len(val[1]) else 0.0
         history.append({"C": c, "val_accuracy": accuracy})
         if best is None or accuracy > best[1]:
