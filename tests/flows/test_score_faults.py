@@ -46,7 +46,9 @@ def day_file(path: Path, seed: int, n: int = 200) -> Path:
     return path
 
 
-def kill_scoring(root: Path, source: Path, ds: str, moment: str) -> int:
+def kill_scoring(root: Path, source: Path, ds: str, moment: str, api: str) -> int:
+    """Score in a child process that SIGKILLs itself at `moment`; it talks to the session's Prefect API
+    (api), so that no temporary server of its own outlives it."""
     code = (
         "import os, signal\ndef die():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
         + KILLS[moment]
@@ -54,7 +56,7 @@ def kill_scoring(root: Path, source: Path, ds: str, moment: str) -> int:
         + "from flows.kind_flows import score_flow\n"
         + f"score_flow('names', {str(source)!r}, {ds!r}, data_root={str(root)!r})\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": api}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, timeout=300).returncode
 
 
@@ -63,7 +65,7 @@ def partition(root: Path, ds: str = DS) -> pl.DataFrame:
 
 
 def test_a_killed_scoring_leaves_a_readable_day_and_the_rerun_gives_the_uninterrupted_result(
-    trained, tmp_path, monkeypatch
+    trained, tmp_path, monkeypatch, prefect_api
 ):
     monkeypatch.setattr("models.text.scoring.CHUNK_ROWS", 50)
     root = tmp_path / "data"
@@ -76,7 +78,7 @@ def test_a_killed_scoring_leaves_a_readable_day_and_the_rerun_gives_the_uninterr
     folder = root / "predictions" / "names" / f"ds={DS}"
     for moment in KILLS:  # each time the day holds `old` when the scoring of `new` is killed
         score_flow("names", str(old), DS, data_root=str(root))
-        assert kill_scoring(root, new, DS, moment) == -9, moment
+        assert kill_scoring(root, new, DS, moment, prefect_api) == -9, moment
         assert [p.name for p in folder.iterdir()] == ["part-0.parquet"], moment  # nothing temporary
         seen = partition(root)
         expected = new if moment == "after-commit" else old
@@ -85,7 +87,7 @@ def test_a_killed_scoring_leaves_a_readable_day_and_the_rerun_gives_the_uninterr
         assert report["rows"] == seen.height, moment  # the day's drift report is its partition's
 
     never = "2026-11-08"  # a day never scored: a kill before its first chunk leaves no folder at all
-    assert kill_scoring(root, new, never, "before-first-chunk") == -9
+    assert kill_scoring(root, new, never, "before-first-chunk", prefect_api) == -9
     assert not (root / "predictions" / "names" / f"ds={never}").exists()
 
     again = score_flow("names", str(new), DS, data_root=str(root))
