@@ -3,7 +3,8 @@ dataset here, 3 seeds each, beside the majority class and a textbook TF-IDF logi
 per dataset, the mean rank of each configuration, and the one best on average (the defaults' source).
 
 Usage: python bench/model_selection.py [--configs A,B] [--datasets ...] [--seeds 0,1,2] [--workers 2]
-Writes bench/results/<date>-selection.json and .md. Hours of CPU: not part of `make test`.
+Writes bench/results/<date>-selection.json and .md; each finished training is appended to
+selection-runs.jsonl there at once, and a rerun skips those (hours of CPU: not part of `make test`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +143,7 @@ print(json.dumps(jobs.train(kind, root, cfg, options)))
 
 def train(name: str, prepared: Path, config: str, seed: int, work: Path) -> dict:
     """One training on a copy of the prepared root, in a process of its own (one torch thread)."""
+    started = time.monotonic()
     root = work / "runs" / f"{name}-{config}-{seed}" / "data"
     shutil.copytree(prepared, root)
     settings, options = CONFIGS[config]
@@ -167,6 +170,7 @@ def train(name: str, prepared: Path, config: str, seed: int, work: Path) -> dict
         "reference_macro_f1": report.get("reference_test_macro_f1"),
         "best_epoch": report["best_epoch"],
         "epochs_run": report["epochs_run"],
+        "seconds": round(time.monotonic() - started, 1),
     }
 
 
@@ -190,7 +194,8 @@ def summarize(runs: list[dict], baselines: dict) -> dict:
             scores[config] = cell["served_accuracy"]
         for rank, config in enumerate(sorted(scores, key=lambda c: -scores[c]), start=1):
             ranks.setdefault(config, []).append(rank)
-    mean_rank = {c: statistics.mean(r) for c, r in ranks.items()}
+    # ranked only where every configuration ran; the best is one that ran on every dataset
+    mean_rank = {c: statistics.mean(r) for c, r in ranks.items() if len(r) == len(baselines)}
     return {
         "cells": {f"{d}|{c}": v for (d, c), v in cells.items()},
         "mean_rank": mean_rank,
@@ -242,18 +247,33 @@ def main() -> int:
     args = parser.parse_args()
     configs, datasets = args.configs.split(","), args.datasets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "selection-runs.jsonl"  # one line per finished training: a crash loses none of them
+    done = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    have = {(r["dataset"], r["config"], r["seed"]) for r in done}
     with tempfile.TemporaryDirectory(prefix="rnnflow-select-") as tmp:
         work = Path(tmp)
         prepared = {name: prepare(name, work) for name in datasets}
         baselines = {name: textbook(name, prepared[name]) for name in datasets}
-        jobs = [(n, prepared[n], c, s, work) for n in datasets for c in configs for s in seeds]
+        # config by config: a stopped bench leaves whole configurations, comparable across datasets
+        jobs = [
+            (n, prepared[n], c, s, work)
+            for c in configs
+            for n in datasets
+            for s in seeds
+            if (n, c, s) not in have
+        ]
+        print(f"{len(have)} trainings already done; {len(jobs)} to run", flush=True)
+        runs = [r for r in done if r["dataset"] in datasets and r["config"] in configs and r["seed"] in seeds]
         with ThreadPoolExecutor(args.workers) as pool:
-            runs = []
             for run in pool.map(lambda job: train(*job), jobs):
                 runs.append(run)
+                with log.open("a") as fh:
+                    fh.write(json.dumps(run) + "\n")
                 print(
                     f"{run['dataset']} {run['config']} seed {run['seed']}: "
-                    f"served {run['served_accuracy']:.3f}",
+                    f"served {run['served_accuracy']:.3f} ({run['seconds']:.0f} s)",
                     flush=True,
                 )
     results = {
@@ -264,8 +284,6 @@ def main() -> int:
         "runs": runs,
         "summary": summarize(runs, baselines),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"{results['date']}-selection"
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
     (out / f"{stem}.md").write_text(markdown(results))
