@@ -179,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="text only: mean+max over the real steps (default) or the last real step",
     )
     p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help="text only: independently initialised RNNs trained side by side, their probabilities "
+        "averaged (1)",
+    )
+    p.add_argument(
         "--schedule",
         choices=SCHEDULES,
         help="learning rate: one-cycle up to --lr and down over all epochs, or constant "
@@ -307,6 +314,7 @@ def feature_settings(args: argparse.Namespace) -> dict:
 
 def model_options(args: argparse.Namespace) -> dict:
     names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling")
+    names += ("members",)
     options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     return options | ({"model": args.model_type} if args.model_type is not None else {})
 

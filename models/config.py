@@ -78,7 +78,7 @@ def train_config(family: str, **given) -> TrainConfig:
 # The model options each family's model takes (the CLI's --hidden-size etc., a deployment's model_options).
 MODEL_OPTIONS = {
     "text": {"hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling"}
-    | {"model"},
+    | {"members", "model"},
     "prices": {"hidden_size", "num_layers", "dropout", "cell"},
 }
 
@@ -91,7 +91,7 @@ def check_model_options(family: str, options: dict) -> dict:
         takes = ", ".join("--" + n.replace("_", "-") for n in sorted(MODEL_OPTIONS[family] - {"model"}))
         flags = ", ".join(flag[w] for w in wrong)
         raise ValueError(f"{family}: {flags} do(es) not apply to the {family} model; it takes {takes}")
-    for name in ("hidden_size", "embed_dim", "num_layers"):
+    for name in ("hidden_size", "embed_dim", "num_layers", "members"):
         if name in options and options[name] < 1:
             raise ValueError(f"{flag[name]} {options[name]}: give 1 or more")
     if "dropout" in options and not 0.0 <= options["dropout"] < 1.0:

@@ -7,7 +7,8 @@ last real token (or, with pack=True, cuDNN-style packed sequences do the same).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +33,12 @@ class RNNClassifierConfig:
     pad_id: int = 0
     pack: bool = False  # packed sequences; slower than exact-length buckets on CPU (bench/)
     pooling: str = "meanmax"  # mean and max over the real steps; "last": state after the last real step
+    # independently initialised copies trained side by side on the same batches, each on its own loss;
+    # the model's prediction is the mean of their probabilities (a deep ensemble in one module)
+    members: int = 1
 
     def __post_init__(self) -> None:
-        check_config(self, ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers"))
+        check_config(self, ("vocab_size", "num_classes", "embed_dim", "hidden_size", "num_layers", "members"))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
@@ -46,6 +50,9 @@ class RNNClassifier(nn.Module):
     def __init__(self, config: RNNClassifierConfig) -> None:
         super().__init__()
         self.config = c = config
+        if c.members > 1:
+            self.ensemble = nn.ModuleList(RNNClassifier(replace(c, members=1)) for _ in range(c.members))
+            return
         rnn = CELLS[c.cell]
         self.embed = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=c.pad_id)
         self.drop = nn.Dropout(c.dropout)
@@ -83,12 +90,29 @@ class RNNClassifier(nn.Module):
         class_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """tokens (B, T) long, lengths (B,) >= 1 -> logits (B, C), loss when targets (B,) given."""
+        if self.config.members > 1:
+            return self._ensemble(tokens, lengths, targets, class_weights)
         x = self.drop(self.embed(tokens))  # (B, T, E)
         h = self._encode_packed(x, lengths) if self.config.pack else self._encode(x, lengths)
         logits = self.head(self.drop(h))  # (B, C)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits, targets, weight=class_weights)
+        return logits, loss
+
+    def _ensemble(self, tokens, lengths, targets, class_weights) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The members' mean probability as log-probabilities (B, C); in training, the mean of their own
+        losses (each member learns alone), else the ensemble's loss."""
+        outs = [member(tokens, lengths, targets, class_weights) for member in self.ensemble]
+        log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits, _ in outs])  # (K, B, C)
+        logits = torch.logsumexp(log_probs, dim=0) - math.log(len(outs))  # (B, C)
+        loss = None
+        if targets is not None:
+            loss = (
+                torch.stack([m_loss for _, m_loss in outs]).mean()
+                if self.training
+                else F.cross_entropy(logits, targets, weight=class_weights)
+            )
         return logits, loss
 
     def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -204,3 +204,27 @@ def test_champion_from_other_features_is_rescored_on_the_new_validation_split(
     assert first["best_val_accuracy"] >= second["best_val_accuracy"]
     assert second["promoted"] is True, second["champion_decision"]
     assert "re-scored on features" in second["champion_decision"]
+
+
+def test_a_model_of_several_members_is_packaged_and_scores_as_it_was_judged(trained, tmp_path):
+    """--members 2: two RNNs in one state_dict; the registered pyfunc averages them as training did."""
+    from models import packaging
+    from pipeline.layout import Layout
+    from pipeline.storage import latest_features
+    from pipeline.text.features import split_texts
+
+    root, _ = trained
+    settings = STRONG | {"epochs": 3, "model_options": TINY | {"members": 2}}
+    report = train_flow("names", str(root), **settings)
+    uri = f"models:/names-nationality/{report['version']}"
+    registry(root)
+    loaded = packaging.load(uri)
+    assert loaded.unwrap_python_model().model.config.members == 2
+    folder, manifest = latest_features(Layout.of("names", root))
+    val = split_texts(folder, manifest, "val")
+    predicted = loaded.predict(val.select("surname").to_pandas())["predicted_label"].to_numpy()
+    assert (predicted == val["nationality"].to_numpy()).mean() == pytest.approx(report["best_val_accuracy"])
+    csv = tmp_path / "in.csv"
+    csv.write_text("surname\nCarmarov\n")
+    out = score_flow("names", str(csv), "2026-11-03", uri, str(root))
+    assert pl.read_parquet(out["path"])["model_version"].to_list() == [report["version"]]

@@ -90,3 +90,22 @@ def test_forward_on_cuda_matches_cpu():
     expected, _ = model(tokens, lengths)
     got, _ = model.cuda()(tokens.cuda(), lengths.cuda())
     torch.testing.assert_close(got.cpu(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_members_predict_the_mean_of_their_probabilities_and_each_learns_on_its_own_loss():
+    model = tiny(members=3)
+    tokens, lengths = batch()
+    targets = torch.tensor([0, 1, 2])
+    logits, loss = model(tokens, lengths, targets)
+    alone = [member(tokens, lengths, targets) for member in model.ensemble]
+    mean = torch.stack([torch.softmax(out, dim=-1) for out, _ in alone]).mean(0)
+    torch.testing.assert_close(torch.softmax(logits, dim=-1), mean)
+    # in eval, the loss is the ensemble's
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, targets))
+    model.train()
+    _, train_loss = model(tokens, lengths, targets)
+    torch.testing.assert_close(train_loss, torch.stack([m_loss for _, m_loss in alone]).mean())
+    first, second = (m.embed.weight for m in model.ensemble[:2])
+    assert not torch.equal(first, second)  # initialised independently
+    more_padding = torch.cat([tokens, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(model.eval()(more_padding, lengths)[0], logits)
