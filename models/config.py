@@ -60,6 +60,12 @@ class TrainConfig:
 FAMILY_DEFAULTS = {"text": {"epochs": 12, "schedule": "onecycle", "weight_decay": 0.05}, "prices": {}}
 
 
+# Model options a family's training uses unless given, over its model config's own defaults (which older
+# packaged versions load with): text trains three RNN members, averaged (bench/model_selection.py: the
+# best of six configurations on average over five datasets, at about 2.4x the training time of one).
+MODEL_DEFAULTS = {"text": {"members": 3}, "prices": {}}
+
+
 # TrainConfig settings a family's training does not use (left out of its MLflow params).
 FAMILY_UNUSED = {"prices": ("blend", "class_weighting")}
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from models import packaging, plots, tracking
 from models.batching import BucketBatches
-from models.config import check_model_options
+from models.config import MODEL_DEFAULTS, check_model_options
 from models.job import Job, run
 from models.metrics import (
     classification_metrics,
@@ -135,7 +135,7 @@ class TextJob(Job):
         if self.model_type == "tfidf":
             self.model_cfg, self.model = TfidfConfig(kind.tokenizer), None  # fitted in fit()
         else:
-            options = {"num_layers": kind.rnn_layers} | self.options
+            options = {"num_layers": kind.rnn_layers} | MODEL_DEFAULTS["text"] | self.options
             self.model_cfg = RNNClassifierConfig(
                 vocab_size=len(self.tokens),
                 num_classes=len(self.labels),
@@ -376,6 +376,7 @@ def model_description(kind: TextKind, manifest: dict) -> str:
             f"{manifest['config'].get('max_tokens') or 'all'} tokens kept, length-bucketed shards; "
             f"{vocab['labels']['size']} labels.",
             "- Model: embedding -> (bidirectional) GRU/LSTM -> mean+max or last-step pooling -> linear, "
+            "trained as independent members whose probabilities are averaged (param model.members), "
             "by default blended with the TF-IDF reference trained on the same splits (see each version's "
             "params and blend_reference_share).",
             "- Metrics: best_val_accuracy (picks the champion; higher is better), test_accuracy and "

@@ -63,6 +63,7 @@ BASELINES = {
 
 
 def test_the_best_configuration_is_the_best_mean_rank_and_a_tie_goes_to_the_higher_mean_accuracy():
+    """Ranked by the model each configuration trains (here the blend is what serves)."""
     runs = [run("a", "x", s, v) for s, v in ((0, 0.82), (1, 0.84))]  # x first on a, by a hair on average
     runs += [run("a", "y", s, 0.80, by="reference") for s in (0, 1)]
     runs += [run("b", "x", s, 0.70) for s in (0, 1)]
@@ -74,9 +75,31 @@ def test_the_best_configuration_is_the_best_mean_rank_and_a_tie_goes_to_the_high
     assert cell["served_accuracy_sd"] == pytest.approx(0.01414, abs=1e-4)  # over the seeds
     assert cell["gap_to_tfidf_lr"] == pytest.approx(0.04)
     assert summary["cells"]["a|y"]["served_by_reference"] == 2
-    assert summary["mean_rank"] == {"x": 1.5, "y": 1.5}
-    assert summary["best"] == "x"  # mean served 0.765 against 0.76
+    assert summary["blend_mean_rank"] == {"x": 1.5, "y": 1.5} == summary["served_mean_rank"]
+    assert summary["best"] == "x"  # mean 0.765 against 0.76
     text = markdown({"date": "2026-12-07", "seeds": 2, "baselines": BASELINES, "summary": summary})
     assert "| x | 0.800 ± 0.000 / 0.400 | 0.820 ± 0.014 / 0.500 |" in text
     assert "| 2/2 | +1.0 |" in text  # y on a: served by the reference both times, 1 point above
-    assert text.rstrip().endswith("Best on average: **x**.")
+    assert "| x | 1.50 | 0.765 | 1.50 | 0.765 |" in text
+    assert text.rstrip().endswith("a tie by its mean accuracy): **x**.")
+
+
+def test_configurations_that_tie_on_a_dataset_share_their_places():
+    runs = [run(d, c, 0, v) for d, c, v in (("a", "x", 0.8), ("a", "y", 0.8), ("a", "w", 0.7))]
+    runs += [run("b", c, 0, v) for c, v in (("x", 0.6), ("y", 0.7), ("w", 0.8))]
+    summary = summarize(runs, BASELINES)
+    assert summary["blend_mean_rank"] == {"w": 2.0, "x": 2.25, "y": 1.75}
+    assert summary["best"] == "y"
+
+
+def test_the_blend_ranks_the_configurations_where_the_reference_serves_for_all():
+    """Where the gate serves the reference for every configuration, served ranks are ties; the
+    configurations' own models decide."""
+    runs = []
+    for dataset in ("a", "b"):
+        for config, blend in (("x", 0.78), ("y", 0.79)):
+            row = run(dataset, config, 0, 0.80, by="reference")
+            runs.append(row | {"blend_accuracy": blend})
+    summary = summarize(runs, BASELINES)
+    assert summary["served_mean_rank"] == {"x": 1.5, "y": 1.5}
+    assert summary["blend_mean_rank"] == {"x": 2.0, "y": 1.0} and summary["best"] == "y"
