@@ -24,6 +24,7 @@ class Family:
     check_source: Callable  # (path, kind, text_col, label_col) -> None: read_source's refusals, from headers
     special_sources: dict = field(default_factory=dict)  # (kind name, source name) -> reader
     special_checks: dict = field(default_factory=dict)  # (kind name, source name) -> check(source)
+    read_chunks: Callable | None = None  # (path, kind, block_bytes, text_col, label_col) -> raw frames
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -1,29 +1,36 @@
 """Ingest: sources -> validated, de-duplicated bronze Parquet batch + quarantine batch + report.
 
-One ingest of a kind commits at a time (a lock on the data root), so the duplicate rule holds across
-concurrent runs; a batch (bronze, quarantine, its record under batches/) appears whole or not at all,
-and sources already committed are not ingested twice: the re-run reports the committed batch."""
+A batch of any size is read in chunks, checked, spilled to key buckets and de-duplicated bucket by
+bucket (pipeline/dedup.py), so memory does not grow with it. One ingest of a kind commits at a time (a
+lock on the data root), so the duplicate rule holds across concurrent runs; a batch (bronze, quarantine,
+its record under batches/) appears whole or not at all, and sources already committed are not ingested
+twice: the re-run reports the committed batch."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import re
+import tempfile
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from pipeline import commit, locks, objectstore, storage
-from pipeline.families import family_of
+from pipeline import commit, dedup, locks, objectstore, storage
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
-from pipeline.sources import LINEAGE, MALFORMED, SourceError
+from pipeline.reading import _local, check_sources, load_sources, raw_chunks, read_valid, validate
+from pipeline.sources import LINEAGE, MALFORMED, MalformedBlock
 
+__all__ = ["IngestReport", "check_sources", "ingest", "load_sources", "read_valid"]
 log = logging.getLogger("rnnflow.ingest")
+QUARANTINE_ROWS = 500_000  # bad rows buffered before a quarantine part is written
+SPILL = ".spill"  # a batch's key buckets, under its staging folder (local roots) or a temporary folder
 
 
 @dataclass
@@ -47,113 +54,159 @@ def new_batch_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def check_sources(
-    sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
-) -> None:
-    """Everything about the sources that can be known without reading their rows (they exist, their
-    format and options, their columns): a SourceError naming the source and the fix, before any work."""
-    if not sources:
-        raise ValueError("ingest needs at least one SOURCE (file, folder or special source name)")
-    family = family_of(kind)
-    for source in sources:
-        name = re.split(r"[:?]", source, maxsplit=1)[0]
-        if (kind.name, name) in family.special_checks:
-            family.special_checks[(kind.name, name)](source)
-        elif objectstore.is_url(source):  # its rows are read from a copy; here: it exists
-            remote = objectstore.open_path(source)
-            objectstore.check(remote)
-            if not remote.exists():
-                raise SourceError(f"{source}: no such object or prefix")
-        else:
-            family.check_source(Path(source), kind, text_col, label_col)
+@dataclass
+class Tally:
+    """What a batch's rows came to, counted chunk by chunk."""
+
+    rows_in: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, frame: pl.DataFrame, status: str) -> None:
+        if status == "quarantined":
+            self.reasons.update(dict(frame.group_by("reason").len().iter_rows()))
+        for source, n in frame.group_by("source_file").len().iter_rows():
+            self.per_source.setdefault(source, {"ok": 0, "quarantined": 0})[status] += n
 
 
-def load_sources(
-    sources: list[str], kind: Kind, text_col: str | None = None, label_col: str | None = None
-) -> pl.DataFrame:
-    """Every source as raw string rows with lineage; special names (e.g. names-dataset) dispatch."""
-    family = family_of(kind)
-    frames = []
-    for source in sources:
-        name = re.split(r"[:?]", source, maxsplit=1)[0]
-        if (kind.name, name) in family.special_sources:
-            frames.append(family.special_sources[(kind.name, name)](source, kind))
-        elif objectstore.is_url(source):  # read from a local copy; lineage keeps the object's address
-            with objectstore.local_copy(source) as local:
-                try:
-                    frame = family.read_source(local, kind, text_col, label_col)
-                except SourceError as err:  # name the object, not the temporary copy
-                    raise SourceError(str(err).replace(str(local), source.rstrip("/"))) from None
-            frames.append(
-                frame.with_columns(
-                    pl.col("source_file").str.replace(str(local), source.rstrip("/"), literal=True)
+class BatchReader:
+    """Pass one: every source's chunks validated, bad rows to the quarantine sink, good ones to their key
+    bucket; the batch's fingerprint (what makes two ingests the same batch) computed on the way."""
+
+    def __init__(self, kind: Kind, text_col: str | None, label_col: str | None, lineage: list[pl.Expr]):
+        self.kind, self.text_col, self.label_col, self.lineage = kind, text_col, label_col, lineage
+        self.columns: list[str] | None = None  # the raw columns, as the fingerprint has always named them
+        self.malformed = False
+
+    def read(self, sources, locals_, buckets: dedup.Buckets, bad: dedup.Parts, tally: Tally) -> str:
+        files = [p for p in locals_ if p is not None and p.is_file()]
+        by_bytes = len(files) == len(sources)  # each local file's path and bytes (fast), else its rows
+        rows = hashlib.sha256()
+        seq = 0
+        for source, local in zip(sources, locals_, strict=True):
+            for raw in self._chunks(source, local):
+                if not by_bytes:
+                    rows.update(raw.write_csv(include_header=False).encode())
+                checked = validate(raw, self.kind).collect()
+                order = pl.int_range(seq, seq + pl.len(), dtype=pl.Int64).alias(dedup.SEQ)
+                checked = checked.with_columns(order)
+                seq += checked.height
+                tally.rows_in += checked.height
+                broken = checked.filter(pl.col("reason").is_not_null())
+                tally.count(broken, "quarantined")
+                bad.write(
+                    broken.with_columns(self.lineage).select(*self.kind.bad_columns(), "reason", *BATCH)
                 )
-            )
-        else:
-            frames.append(family.read_source(Path(source), kind, text_col, label_col))
-        log.info("read %s rows from %s", f"{frames[-1].height:,}", source)
-    extras = getattr(kind, "extra_columns", ())  # e.g. reviews' rating: null where a source has none
-    frames = [
-        f.with_columns(pl.lit(None, pl.String).alias(c) for c in extras if c not in f.columns) for f in frames
-    ]
-    if any(MALFORMED in f.columns for f in frames):  # a file with malformed rows was read record by record
-        frames = [
-            f if MALFORMED in f.columns else f.with_columns(pl.lit(False).alias(MALFORMED)) for f in frames
-        ]
-    return pl.concat(frames, how="vertical_relaxed")
-
-
-def validate(raw: pl.DataFrame, kind: Kind) -> pl.LazyFrame:
-    """The kind's rules, after the format's: a malformed row (extra field, open quote) is malformed_row."""
-    checked = kind.validate(raw.lazy())
-    if MALFORMED not in raw.columns:
-        return checked
-    return checked.with_columns(
-        pl.when(pl.col(MALFORMED)).then(pl.lit(MALFORMED)).otherwise("reason").alias("reason")
-    ).drop(MALFORMED)
-
-
-def read_valid(sources: list[str], kind: Kind) -> tuple[pl.DataFrame, int]:
-    """Sources -> their good rows (cleaned, typed) and how many were bad; nothing is written."""
-    checked = validate(load_sources(sources, kind), kind).collect()
-    good = checked.filter(pl.col("reason").is_null()).select(kind.good_columns())
-    return good, checked.height - good.height
-
-
-def fingerprint(
-    sources: list[str], raw: pl.DataFrame, kind: Kind, text_col: str | None, label_col: str | None
-) -> str:
-    """What makes two ingests the same batch: the kind, the column options and the sources' content:
-    each local file's path and bytes (fast), else every raw row with its lineage."""
-    digest = hashlib.sha256(json.dumps([kind.name, text_col, label_col, raw.columns]).encode())
-    files = [Path(s) for s in sources if not objectstore.is_url(s) and Path(s).is_file()]
-    if len(files) == len(sources):
-        for file in files:
-            digest.update(str(file.resolve()).encode() + b"\0")
+                buckets.add(checked.filter(pl.col("reason").is_null()).drop("reason"))
+        columns = list(self.columns or [])
+        if self.malformed and MALFORMED not in columns:
+            columns.append(MALFORMED)
+        digest = hashlib.sha256(json.dumps([self.kind.name, self.text_col, self.label_col, columns]).encode())
+        if not by_bytes:
+            digest.update(rows.digest())
+            return digest.hexdigest()
+        for source, file in zip(sources, files, strict=True):
+            name = source.rstrip("/") if objectstore.is_url(source) else str(file.resolve())
+            digest.update(name.encode() + b"\0")
             with file.open("rb") as fh:
                 digest.update(hashlib.file_digest(fh, "sha256").digest())
         return digest.hexdigest()
-    for chunk in raw.iter_slices(500_000):
-        digest.update(chunk.write_csv(include_header=False).encode())
-    return digest.hexdigest()
+
+    def _chunks(self, source: str, local: Path | None):
+        """The source in chunks; a CSV that polars refuses part-way is read whole, record by record
+        (its chunks so far are not yielded twice: they are skipped by row count)."""
+        done = 0
+        try:
+            for raw in raw_chunks(source, local, self.kind, self.text_col, self.label_col):
+                done += raw.height
+                yield self._note(raw)
+        except MalformedBlock:
+            whole = next(raw_chunks(source, local, self.kind, self.text_col, self.label_col, whole=True))
+            yield self._note(whole.slice(done))
+
+    def _note(self, raw: pl.DataFrame) -> pl.DataFrame:
+        if self.columns is None:
+            self.columns = raw.columns
+        self.malformed |= MALFORMED in raw.columns
+        return raw
+
+
+BATCH = [*LINEAGE, "ingest_batch_id", "ingested_at"]
 
 
 def split_good_bad(
-    raw: pl.DataFrame, kind: Kind, layout: Layout, batch_id: str, now: datetime
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    lineage = [
-        pl.lit(batch_id).alias("ingest_batch_id"),
-        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-    ]
-    seen = storage.scan_parquet_dir(layout.bronze)
-    checked = mark_duplicates(validate(raw, kind), list(kind.key_columns), seen).with_columns(lineage)
-    checked = storage.collect_named(
-        checked, lambda: sorted(layout.bronze.rglob("*.parquet")), storage.bronze_fix(layout)
-    )
-    batch = [*LINEAGE, "ingest_batch_id", "ingested_at"]
-    good = checked.filter(pl.col("reason").is_null()).select(*kind.good_columns(), *batch)
-    bad = checked.filter(pl.col("reason").is_not_null()).select(*kind.bad_columns(), "reason", *batch)
-    return good, bad
+    kind: Kind, rows: dedup.Buckets, seen: dedup.Buckets, lineage: list[pl.Expr], good, bad, tally: Tally
+) -> None:
+    """Pass two, bucket by bucket: a key's first copy in the batch goes to bronze unless an earlier
+    batch holds it; every other copy to quarantine as a duplicate."""
+    key = list(kind.key_columns)
+    for bucket in rows:
+        batch = rows.read(bucket)
+        if batch is None:
+            continue
+        repeat = ~dedup.first_copies(batch, key) | dedup.seen_before(batch, key, seen.read(bucket))
+        ok = batch.filter(~repeat).with_columns(lineage)
+        repeated = batch.filter(repeat).with_columns(*lineage, pl.lit("duplicate").alias("reason"))
+        tally.count(ok, "ok")
+        tally.count(repeated, "quarantined")
+        good.write(ok.select(*kind.good_columns(), *BATCH))
+        bad.write(repeated.select(*kind.bad_columns(), "reason", *BATCH))
+
+
+def spill_bronze_keys(layout: Layout, key: list[str], seen: dedup.Buckets) -> None:
+    """Every earlier batch's keys into `seen`'s buckets, a record batch at a time."""
+    files = sorted(layout.bronze.rglob("*.parquet")) if layout.bronze.exists() else []
+    for file in files:
+        try:
+            for chunk in pl.scan_parquet(str(file)).select(key).collect_batches(chunk_size=500_000):
+                seen.add(chunk)
+        except pl.exceptions.ComputeError as err:
+            raise storage.corrupt(file, "Parquet file", err, storage.bronze_fix(layout)) from None
+
+
+def _source_bytes(local: Path | None) -> int:
+    if local is None or not local.exists():
+        return 0
+    if local.is_file():
+        return local.stat().st_size
+    return sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+
+
+def _bronze_bytes(layout: Layout) -> int:
+    if not layout.bronze.exists():
+        return 0
+    return sum(p.stat().st_size for p in layout.bronze.rglob("*.parquet"))
+
+
+def _stage(batch: commit.Commit, parts: list[Path], folder, batch_id: str) -> None:
+    """A batch's rows as <batch_id>.parquet, or as <batch_id>/part-*.parquet when they came to several
+    files (a large batch: a part per key bucket); readers read every Parquet file under the folder."""
+    if len(parts) == 1:
+        batch.add_file(parts[0], folder / f"{batch_id}.parquet")
+        return
+    for part in parts:
+        batch.add_file(part, folder / batch_id / part.name)
+
+
+def batch_path(folder, batch_id: str):
+    """Where a committed batch's rows are under `folder` (bronze or quarantine), or None."""
+    for path in (folder / f"{batch_id}.parquet", folder / batch_id):
+        if path.exists():
+            return path
+    return None
+
+
+@contextlib.contextmanager
+def _spill_folder(batch: commit.Commit):
+    """Local disk for the buckets: the batch's own staging (a killed run's is removed by the next), or a
+    temporary folder when the data root is on an object store."""
+    if not objectstore.is_remote(batch.folder):
+        folder = batch.folder / SPILL
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="rnnflow-ingest-") as tmp:
+        yield Path(tmp)
 
 
 def ingest(
@@ -171,33 +224,48 @@ def ingest(
     """
     check_sources(sources, kind, text_col, label_col)
     commit.recover(layout.root)  # what a killed run left: its commit finished, or its staging removed
-    raw = load_sources(sources, kind, text_col, label_col)
-    key = fingerprint(sources, raw, kind, text_col, label_col)
-    lock = f"ingest-{kind.name}"
-    with locks.hold(layout.root, lock):  # one ingest of a kind at a time: duplicates are checked
-        commit.finish_abandoned(layout.root, lock)  # against every batch committed before this one
-        done = committed_batch(layout, key)
-        if done is not None:
-            log.info("batch %s: these sources were ingested already; nothing new", done.batch_id)
-            return done
-        now = now or datetime.now(UTC)
-        batch_id = batch_id or new_batch_id(now)
-        good, bad = split_good_bad(raw, kind, layout, batch_id, now)
-        report = IngestReport(
-            kind=kind.name,
-            batch_id=batch_id,
-            rows_in=raw.height,
-            rows_ok=good.height,
-            rows_quarantined=bad.height,
-            reasons=dict(bad.group_by("reason").len().sort("reason").iter_rows()),
-            per_source=_per_source(good, bad),
-        )
-        assert report.rows_in == report.rows_ok + report.rows_quarantined, "row conservation broken"
-        with commit.Commit(layout.root, lock) as batch:
-            if good.height:
-                batch.write_parquet(good, layout.bronze / f"{batch_id}.parquet")
-            if bad.height:
-                batch.write_parquet(bad, layout.quarantine / f"{batch_id}.parquet")
+    now = now or datetime.now(UTC)
+    batch_id = batch_id or new_batch_id(now)
+    lineage = [
+        pl.lit(batch_id).alias("ingest_batch_id"),
+        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+    ]
+    lock, key_columns, tally = f"ingest-{kind.name}", list(kind.key_columns), Tally()
+    with contextlib.ExitStack() as stack:
+        batch = stack.enter_context(commit.Commit(layout.root, lock))
+        spill = stack.enter_context(_spill_folder(batch))
+        locals_ = [_local(source, kind, stack) for source in sources]
+        count = dedup.bucket_count(sum(map(_source_bytes, locals_)) + 3 * _bronze_bytes(layout))
+        rows = dedup.Buckets(spill / "rows", count, key_columns)
+        good = dedup.Parts(spill / "bronze")  # a part per bucket
+        bad = dedup.Parts(spill / "quarantine", flush_rows=QUARANTINE_ROWS)
+        reader = BatchReader(kind, text_col, label_col, lineage)
+        key = reader.read(sources, locals_, rows, bad, tally)
+        rows.close()
+        with locks.hold(layout.root, lock):  # one ingest of a kind at a time: duplicates are checked
+            commit.finish_abandoned(layout.root, lock)  # against every batch committed before this one
+            done = committed_batch(layout, key)
+            if done is not None:
+                batch.discard()
+                log.info("batch %s: these sources were ingested already; nothing new", done.batch_id)
+                return done
+            seen = dedup.Buckets(spill / "seen", count, key_columns)
+            spill_bronze_keys(layout, key_columns, seen)
+            seen.close()
+            split_good_bad(kind, rows, seen, lineage, good, bad, tally)
+            report = IngestReport(
+                kind=kind.name,
+                batch_id=batch_id,
+                rows_in=tally.rows_in,
+                rows_ok=good.rows,
+                rows_quarantined=bad.rows,
+                reasons=dict(sorted(tally.reasons.items())),
+                per_source=tally.per_source,
+            )
+            assert report.rows_in == report.rows_ok + report.rows_quarantined, "row conservation broken"
+            assert sum(report.reasons.values()) == report.rows_quarantined, "a bad row without one reason"
+            _stage(batch, good.close(), layout.bronze, batch_id)
+            _stage(batch, bad.close(), layout.quarantine, batch_id)
             batch.write_json(
                 {"fingerprint": key, "report": report.as_dict()}, layout.batches / f"{key[:32]}.json"
             )
@@ -216,9 +284,9 @@ def ingest(
 
 def _with_paths(report: IngestReport, layout: Layout) -> IngestReport:
     """Where the batch's files are under this data root (a copied root reports its own)."""
-    bronze, quarantine = (f / f"{report.batch_id}.parquet" for f in (layout.bronze, layout.quarantine))
-    report.bronze_path = str(bronze) if report.rows_ok else None
-    report.quarantine_path = str(quarantine) if report.rows_quarantined else None
+    bronze, quarantine = (batch_path(f, report.batch_id) for f in (layout.bronze, layout.quarantine))
+    report.bronze_path = str(bronze) if report.rows_ok and bronze else None
+    report.quarantine_path = str(quarantine) if report.rows_quarantined and quarantine else None
     return report
 
 
@@ -231,43 +299,7 @@ def committed_batch(layout: Layout, key: str) -> IngestReport | None:
     if data.get("fingerprint") != key:
         return None
     report = IngestReport(**data["report"])
-    if report.rows_ok and not (layout.bronze / f"{report.batch_id}.parquet").exists():
+    if report.rows_ok and batch_path(layout.bronze, report.batch_id) is None:
         return None  # its bronze batch was removed: ingest the sources anew
     report.already_ingested = True
     return _with_paths(report, layout)
-
-
-def _per_source(good: pl.DataFrame, bad: pl.DataFrame) -> dict[str, dict[str, int]]:
-    counts = pl.concat(
-        [
-            good.group_by("source_file").len().with_columns(pl.lit("ok").alias("status")),
-            bad.group_by("source_file").len().with_columns(pl.lit("quarantined").alias("status")),
-        ]
-    )
-    out: dict[str, dict[str, int]] = {}
-    for source, status, n in counts.select("source_file", "status", "len").iter_rows():
-        out.setdefault(source, {"ok": 0, "quarantined": 0})[status] = n
-    return out
-
-
-def mark_duplicates(rows: pl.LazyFrame, key: list[str], seen: pl.LazyFrame | None) -> pl.LazyFrame:
-    """Good rows repeating an earlier key (e.g. text+label, ticker+date) in this batch or in bronze
-    get reason=duplicate: the first one seen wins."""
-    good = pl.col("reason").is_null()
-    first_in_batch = pl.struct(key).is_first_distinct().over(good)
-    rows = rows.with_columns(
-        pl.when(good & ~first_in_batch).then(pl.lit("duplicate")).otherwise("reason").alias("reason")
-    )
-    if seen is None:
-        return rows
-    seen_keys = seen.select(key).unique().with_columns(pl.lit(True).alias("_seen"))
-    return (
-        rows.join(seen_keys, on=key, how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("reason").is_null() & pl.col("_seen").fill_null(False))
-            .then(pl.lit("duplicate"))
-            .otherwise("reason")
-            .alias("reason")
-        )
-        .drop("_seen")
-    )

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -38,6 +39,81 @@ def read_delimited(path: Path, n_rows: int | None = None) -> pl.DataFrame:
         if n_rows is not None:
             raise
     return read_records(path, tsv)
+
+
+class MalformedBlock(ValueError):
+    """A block of a delimited file polars refuses: the file is read whole by the forgiving reader."""
+
+
+def delimited_blocks(path: Path, block_bytes: int) -> Iterator[pl.DataFrame]:
+    """The file as read_delimited reads it, in frames of about `block_bytes` of text each (its header
+    read with every block), so a file of any size is read in bounded memory. A block ends after a
+    newline outside quotes (an even count of '"' since the block began; TSV has no quoting). Raises
+    MalformedBlock where polars refuses a block (an extra field, an open quote)."""
+    tsv = path.suffix.lower() == ".tsv"
+    options = {"separator": "\t", "quote_char": None} if tsv else {}
+    quote = None if tsv else b'"'
+    with path.open("rb") as fh:
+        blocks = _record_blocks(fh, block_bytes, quote)
+        header = next(blocks, b"")
+        empty = True
+        for block in blocks:
+            empty = False
+            try:
+                yield pl.read_csv(header + block, infer_schema=False, encoding="utf8-lossy", **options)
+            except pl.exceptions.ComputeError as err:
+                raise MalformedBlock(f"{path}: {err}".splitlines()[0]) from None
+        if empty:  # a header alone: its columns, no rows
+            yield pl.read_csv(header, infer_schema=False, encoding="utf8-lossy", **options)
+
+
+def _record_blocks(fh, block_bytes: int, quote: bytes | None) -> Iterator[bytes]:
+    """The file's first record (the header), then runs of whole records of about block_bytes each."""
+    pending = b""
+    while not (cut := _first_record_end(pending, quote)):
+        data = fh.read(1 << 16)
+        if not data:  # a header with no newline after it (or an empty file): the header alone
+            yield pending
+            return
+        pending += data
+    yield pending[:cut]
+    pending, want = pending[cut:], block_bytes
+    while True:
+        data = fh.read(max(want - len(pending), 1 << 16))
+        if not data:
+            if pending:
+                yield pending
+            return
+        pending += data
+        cut = _last_record_end(pending, quote)
+        if cut == 0:  # one record longer than a block: read on
+            want = len(pending) * 2
+            continue
+        yield pending[:cut]
+        pending, want = pending[cut:], block_bytes
+
+
+def _first_record_end(data: bytes, quote: bytes | None) -> int:
+    """One past the first newline outside quotes, or 0."""
+    at = data.find(b"\n")
+    while at >= 0:
+        if quote is None or data.count(quote, 0, at) % 2 == 0:
+            return at + 1
+        at = data.find(b"\n", at + 1)
+    return 0
+
+
+def _last_record_end(data: bytes, quote: bytes | None) -> int:
+    """One past the last newline outside quotes, or 0 (doubled quotes keep the count even)."""
+    at = data.rfind(b"\n")
+    if quote is None or at < 0:
+        return at + 1
+    inside = data.count(quote, 0, at) % 2
+    while at >= 0 and inside:
+        before = data.rfind(b"\n", 0, at)
+        inside ^= data.count(quote, before + 1, at) % 2
+        at = before
+    return at + 1 if at >= 0 else 0
 
 
 def read_records(path: Path, tsv: bool) -> pl.DataFrame:

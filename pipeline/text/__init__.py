@@ -15,5 +15,6 @@ FAMILY = register(
         check_source=sources.check_source,
         special_sources=packaged.SPECIAL_SOURCES,
         special_checks=packaged.SPECIAL_CHECKS,
+        read_chunks=sources.read_source_chunks,
     )
 )

@@ -22,9 +22,21 @@ def clean_text(kind: TextKind) -> pl.Expr:
         text = text.str.replace_many(CP1252_C1)
     if kind.strip_html:
         text = text.str.replace_all(r"(?i)<br\s*/?>|<[^>]{0,200}>", " ").str.replace_all(r"\s+", " ")
-    # invisible format characters (ZWSP, BOM, LRM/RLM, soft hyphen) would split duplicates and vocab
-    text = text.str.normalize("NFKC").str.replace_all(r"\p{Cf}", "").str.strip_chars()
+    # invisible format characters (ZWSP, BOM, LRM/RLM, soft hyphen) would split duplicates and vocab;
+    # ASCII text is its own NFKC form and holds none, so only the other rows pay for it (5x faster)
+    unicode = pl.when(text.str.len_bytes() != text.str.len_chars()).then(text)
+    text = pl.coalesce(unicode.str.normalize("NFKC").str.replace_all(r"\p{Cf}", ""), text).str.strip_chars()
     return text.str.to_lowercase() if kind.lowercase else text
+
+
+def mapped(value: pl.Expr, mapping: dict[str, str], default: pl.Expr | str) -> pl.Expr:
+    """`value` looked up in a small table, as a when-chain: polars' replace() is not streamed (a 10M-row
+    ingest held every row at once, 1.2 GB)."""
+    chain = pl
+    for key, target in mapping.items():
+        chain = chain.when(value == key).then(pl.lit(target, pl.String))
+    default = pl.lit(default, pl.String) if isinstance(default, str) else default
+    return default if chain is pl else chain.otherwise(default)
 
 
 def clean_label(kind: TextKind) -> pl.Expr:
@@ -33,7 +45,8 @@ def clean_label(kind: TextKind) -> pl.Expr:
     lower-cased, then its aliases applied."""
     label = pl.col(kind.label_col).str.strip_chars().str.replace_all(r" {2,}", " ")
     if kind.labels is not None:
-        return label.str.to_lowercase().replace(kind.label_aliases)
+        label = label.str.to_lowercase()
+        return mapped(label, kind.label_aliases, default=label)
     cases = {"keep": label, "title": label.str.to_titlecase(), "lower": label.str.to_lowercase()}
     if kind.label_case not in cases:
         raise ValueError(f"kind {kind.name!r}: label_case {kind.label_case!r}; choose one of {sorted(cases)}")
@@ -70,12 +83,7 @@ def normalise(kind: TextKind) -> list[pl.Expr]:
         clean_label(kind).alias(kind.label_col),
         pl.when(pl.col("split").is_null() | (pl.col("split").str.strip_chars() == ""))
         .then(pl.lit(None, dtype=pl.String))
-        .otherwise(
-            pl.col("split")
-            .str.strip_chars()
-            .str.to_lowercase()
-            .replace_strict(SPLIT_ALIASES, default="invalid", return_dtype=pl.String)
-        )
+        .otherwise(mapped(pl.col("split").str.strip_chars().str.to_lowercase(), SPLIT_ALIASES, "invalid"))
         .alias("split"),
         *extra_values(kind),
     ]

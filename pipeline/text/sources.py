@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline import objectstore
 from pipeline.kinds import TextKind
-from pipeline.sources import MALFORMED, SourceError, read_delimited
+from pipeline.sources import MALFORMED, SourceError, delimited_blocks, read_delimited
 from pipeline.splits import UNSUP
 
 SPLIT_COL = "split"
@@ -60,6 +62,50 @@ def read_source(
     return selected
 
 
+def read_source_chunks(
+    path: Path, kind: TextKind, block_bytes: int, text_col: str | None = None, label_col: str | None = None
+) -> Iterator[pl.DataFrame]:
+    """read_source's rows in frames of about `block_bytes` each: a CSV/TSV file in blocks of text, a
+    Parquet file in record batches; folders and JSONL whole. A malformed CSV block raises
+    MalformedBlock (the caller reads that file whole, record by record)."""
+    suffix = path.suffix.lower()
+    if not path.is_file() or suffix not in (".csv", ".tsv", ".parquet"):
+        yield read_source(path, kind, text_col, label_col)
+        return
+    given = {kind.text_col: ("text_col", text_col), kind.label_col: ("label_col", label_col)}
+    given = {k: v for k, v in given.items() if v[1]}
+    read = _parquet_batches if suffix == ".parquet" else delimited_blocks
+    chunks = read(path, block_bytes)
+    first_row = 1
+    try:
+        for frame in chunks:
+            if frame.width == 0:
+                expected = list(kind.required_columns)
+                raise SourceError(f"{path}: file is empty; expected a header with {expected}")
+            selected = _select_kind_columns(frame, path, kind, given, first_row)
+            first_row += selected.height
+            yield selected
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise SourceError(f"{path}: cannot be read as {suffix[1:]}: {err}".splitlines()[0]) from None
+
+
+def _parquet_batches(path: Path, block_bytes: int) -> Iterator[pl.DataFrame]:
+    """A Parquet file in record batches of about block_bytes (uncompressed) each."""
+    try:
+        file = pq.ParquetFile(str(path))
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{path}: cannot be read as parquet: {err}".splitlines()[0]) from None
+    meta = file.metadata
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    rows = max(1, block_bytes * max(meta.num_rows, 1) // max(size, 1))
+    empty = True
+    for batch in file.iter_batches(batch_size=rows):
+        empty = False
+        yield pl.from_arrow(batch)
+    if empty:
+        yield pl.from_arrow(file.schema_arrow.empty_table())
+
+
 def check_source(
     path: Path, kind: TextKind, text_col: str | None = None, label_col: str | None = None
 ) -> None:
@@ -97,9 +143,10 @@ def check_source(
 
 
 def _select_kind_columns(
-    frame: pl.DataFrame, path: Path, kind: TextKind, given: dict[str, tuple[str, str]]
+    frame: pl.DataFrame, path: Path, kind: TextKind, given: dict[str, tuple[str, str]], first_row: int = 1
 ) -> pl.DataFrame:
-    """`given`: kind column -> (option name, source column) the caller named explicitly."""
+    """`given`: kind column -> (option name, source column) the caller named explicitly; `first_row`:
+    the source_row of the frame's first row (a file read in blocks)."""
     by_lower = {c.lower().strip(): c for c in frame.columns}
     chosen: dict[str, str] = {}
     for want, (option, name) in given.items():
@@ -139,7 +186,7 @@ def _select_kind_columns(
         exprs.append(pl.col(MALFORMED))
     return frame.select(exprs).with_columns(
         pl.lit(str(path)).alias("source_file"),
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("source_row"),
+        pl.int_range(first_row, first_row + pl.len(), dtype=pl.Int64).alias("source_row"),
     )
 
 
