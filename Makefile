@@ -26,7 +26,9 @@ CODE ?= checkout
 # server/worker/deploy talk to $PREFECT_API_URL when set, else to `make server`'s address
 API_URL = $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
 
-.PHONY: help install demo test bench selection lint format clean server worker deploy mlflow-ui stack stack-down
+.PHONY: help install demo test bench selection lint format clean server worker deploy mlflow-ui stack stack-down ray ray-down
+RAY_PORT ?= 6380
+RAY_CPUS ?= 1
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,7 +54,7 @@ install: $(VENV)/.installed-dev ## Create .venv and install rnnflow with test to
 demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on real demo data
 	$(BIN)/rnnflow demo --data-root $(DATA_ROOT)
 
-test: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
+test: $(VENV)/.installed-dev $(VENV)/.installed-demo $(VENV)/.installed-ray ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~12 min on 2 cores) -> bench/results/<date>.md
@@ -90,6 +92,14 @@ stack: $(VENV)/.installed-stack $(VENV)/.installed-demo ## S3 (SeaweedFS) + Pref
 
 stack-down: ## Stop `make stack`'s servers (DROP=1: also drop its databases)
 	$(BIN)/python deployments/stack.py down --dir $(STACK_DIR) $(if $(DROP),--drop)
+
+ray: $(VENV)/.installed-ray ## A Ray head and one more node on 127.0.0.1:$(RAY_PORT), RAY_CPUS each; then export RNNFLOW_RAY_ADDRESS=127.0.0.1:$(RAY_PORT)
+	$(BIN)/ray start --head --port $(RAY_PORT) --num-cpus $(RAY_CPUS) --include-dashboard=false --disable-usage-stats
+	$(BIN)/ray start --address 127.0.0.1:$(RAY_PORT) --num-cpus $(RAY_CPUS)
+	@echo "export RNNFLOW_RAY_ADDRESS=127.0.0.1:$(RAY_PORT)  # rnnflow score, score-<kind> workers and backfills use it"
+
+ray-down: ## Stop `make ray`'s nodes (every Ray process of this host)
+	$(BIN)/ray stop --force
 
 clean: ## Remove the virtualenv and the demo data root
 	rm -rf $(VENV) $(DATA_ROOT)

@@ -150,3 +150,14 @@ def _health(name: str, variable: str, url: str, health: str, timeout: float, sta
         f"the {name} server at ${variable}={url} does not answer ({why}); start it ({start}) "
         f"or unset {variable} to use the embedded one"
     )
+
+
+def check_ray(given: str | None) -> str | None:
+    """The Ray address to score on (--ray, else $RNNFLOW_RAY_ADDRESS; None: this process), checked to
+    answer before any work: ValueError in one line naming where it came from and the fix."""
+    from models import cluster  # ray itself is imported only to join a cluster
+
+    value = cluster.address(given)
+    if value is not None:
+        cluster.check_address(value, "--ray" if given else cluster.ADDRESS_ENV)
+    return value

@@ -257,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an empty partition for an input with no rows (default: fail, keeping the day as it was)",
     )
     p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="score the day in shards on the Ray cluster at HOST:PORT (default: $RNNFLOW_RAY_ADDRESS; "
+        "unset: one process)",
+    )
+    p.add_argument(
         "--drift-threshold",
         action="append",
         default=[],
@@ -386,7 +393,9 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return flow(args.kind, root, model_options=model_options(args), **settings, **ddp)
     if args.command == "score":
         flow = of_kind(kind_flows.score_flow, args.kind)
-        return flow(args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty)
+        return flow(
+            args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty, args.ray
+        )
     if args.command == "evaluate":
         return of_kind(kind_flows.evaluate_flow, args.kind)(args.kind, args.input, args.model, root)
     if args.command == "repackage":

@@ -106,21 +106,52 @@ def load_model(kind: str, model_uri: str, data_root: str | None):
 
 
 @task(cache_policy=NO_CACHE)
-def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | None):
+def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | None, ray_address: str | None):
     """-> (the day's commit, its partition staged; a sample of its rows for drift; the run's counts).
     Rows are scored and written chunk by chunk, so memory stays bounded on a large input; what a
-    killed scoring left under the data root's .staging/ is cleared first."""
+    killed scoring left under the data root's .staging/ is cleared first. With a Ray address, a text
+    day is scored in shards on the cluster's actors and written here in input order; the partition's
+    manifest (manifests/<kind>/ds=<ds>.json) says which node scored each shard."""
     spec, layout = get_kind(kind), Layout.of(kind, data_root)
+    scorer = scorer_of(spec.family)
     commit.recover(layout.root)
     day = score_commit(layout)
     writer = PartitionWriter(day, layout, ds)
+    shards, manifest = None, {"engine": "process", "shards": []}
+    if ray_address and not scorer.shardable:
+        get_run_logger().info("%s days are scored in one process (no shards); Ray is not used", kind)
+    elif ray_address:
+        shards, manifest = _ray_shards(spec, resolved, ray_address)
     try:
-        sample, counts = scorer_of(spec.family).score(model, inputs, spec, ds, resolved, writer.write)
+        sample, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write, shards=shards)
         writer.finish()
+        nodes = sorted({s["node"] for s in manifest["shards"]})
+        manifest |= {"rows": counts["rows"], "model_version": resolved.version, "nodes": nodes}
+        day.write_json(manifest, layout.score_manifest(ds))  # published with the partition
+        counts |= {"engine": manifest["engine"], "shards": len(manifest["shards"]), "nodes": len(nodes)}
         return day, sample, counts
     except BaseException:
         writer.discard()
         raise
+
+
+def _ray_shards(spec, resolved, ray_address: str):
+    """The `shards=` a scorer takes to score on the cluster, and the manifest it fills in."""
+    import functools
+
+    import mlflow
+
+    from models import cluster, scoring
+
+    cpus = cluster.connect(ray_address)
+    manifest = {"engine": "ray", "address": ray_address, "shards": []}
+    load = functools.partial(
+        scoring.load_version, mlflow.get_tracking_uri(), mlflow.get_registry_uri(), resolved.uri, spec.family
+    )
+    actors = max(1, sum(cpus.values()))
+    get_run_logger().info("scoring on Ray at %s: %d actor(s) on %d node(s)", ray_address, actors, len(cpus))
+    run = functools.partial(cluster.score_shards, load=load, actors=actors, report=manifest["shards"])
+    return run, manifest
 
 
 @task(cache_policy=NO_CACHE)
@@ -369,6 +400,7 @@ def score_flow(
     data_root: str | None = None,
     drift_thresholds: dict | None = None,
     allow_empty: bool = False,
+    ray_address: str | None = None,
 ) -> dict:
     """Score with models:/<name>@champion into predictions/<kind>/ds=<ds> (replaced on re-run).
 
@@ -378,8 +410,10 @@ def score_flow(
     (drift/<kind>/ds=<ds>.json, a table artifact, an MLflow monitoring run); an `alert` ends the
     run Completed in a state named Drift. drift_thresholds: {"metric": [warn, alert]} over the kind's.
     The partition and its drift report are published together; an input with no row to score fails
-    and leaves the day as it was, unless allow_empty."""
+    and leaves the day as it was, unless allow_empty. ray_address (else $RNNFLOW_RAY_ADDRESS): score the
+    day in shards on that Ray cluster (text kinds); None scores it in this process."""
     spec = get_kind(kind)
+    ray_address = checks.check_ray(ray_address)
     ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
     inputs, rejected = read_input(kind, input_path, ds, data_root, allow_empty)
     resolved, model = load_model(kind, pinned.uri, data_root)
@@ -390,7 +424,7 @@ def score_flow(
         pinned.requested,
         resolved.run_id,
     )
-    day, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root)
+    day, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root, ray_address)
     try:
         rows = counts["rows"]
         drifted = drift_report(kind, model, inputs, sample, rows, ds, resolved, drift_thresholds)

@@ -62,6 +62,7 @@ def score_day(
     days_back: int = 0,
     drift_thresholds: dict | None = None,
     allow_empty: bool = False,
+    ray_address: str | None = None,
 ):
     """Score one day into predictions/<kind>/ds=<ds>/ (replaced, never appended).
 
@@ -70,7 +71,8 @@ def score_day(
     A text kind whose incoming/<kind>/ds=<ds>/ folder is missing or
     holds no Parquet file is skipped: the run ends in a Completed state named "Skipped" that says which
     folder it expected, and no partition is written (an empty one would pass for "scored, 0 rows");
-    an input with no rows fails, leaving the day as it was, unless allow_empty.
+    an input with no rows fails, leaving the day as it was, unless allow_empty. ray_address (else the
+    worker's $RNNFLOW_RAY_ADDRESS): the day is scored in shards on that Ray cluster.
     """
     if ds is None:
         ds = (date.fromisoformat(scheduled_date(timezone)) - timedelta(days=days_back)).isoformat()
@@ -83,7 +85,7 @@ def score_day(
         result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
         return Completed(name="Skipped", message=reason, data=result)
     # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
-    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds, allow_empty)
+    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds, allow_empty, ray_address)
     if isinstance(report, State) and report.is_failed():  # a user's error, as one line
         return report
     if isinstance(report, State):  # a drift alert: scored and written, and the run's state says Drift
@@ -118,6 +120,7 @@ def backfill(
     model_uri: str | None = None,
     data_root: str | None = None,
     fan_out: int = 0,
+    ray_address: str | None = None,
 ) -> list[dict]:
     """Score every day from start to end (ISO dates, inclusive), each day its own subflow run.
 
@@ -125,6 +128,7 @@ def backfill(
     the backfill then fails naming those days, and re-running it replaces every day's partition.
     fan_out N > 0: each day is instead its own run of the score-<kind>/daily deployment, N at a time,
     so every worker on the pool takes some (start workers with --limit to cap each one).
+    ray_address (else $RNNFLOW_RAY_ADDRESS): each day scored here is split into shards on that cluster.
     """
     if fan_out < 0:
         raise ValueError(f"fan_out {fan_out}: give 0 (days run here) or the number of day runs at a time")
@@ -144,7 +148,7 @@ def backfill(
     if fan_out:
         rows = fan_out_days(kind, dates, resolved.uri, data_root, fan_out)
     else:
-        rows = [score_here(kind, ds, resolved.uri, data_root) for ds in dates]
+        rows = [score_here(kind, ds, resolved.uri, data_root, ray_address) for ds in dates]
     artifacts.backfill_table(kind, [{**r, "model": f"{resolved.name} v{resolved.version}"} for r in rows])
     failed = [r["ds"] for r in rows if r["status"] == "failed"]
     if failed:
@@ -166,9 +170,9 @@ def backfill(
     return rows
 
 
-def score_here(kind: str, ds: str, model_uri: str, data_root: str | None) -> dict:
+def score_here(kind: str, ds: str, model_uri: str, data_root: str | None, ray_address: str | None) -> dict:
     """One day as a subflow of this run -> its backfill row."""
-    state = score_day(kind, ds, model_uri, data_root, return_state=True)
+    state = score_day(kind, ds, model_uri, data_root, ray_address=ray_address, return_state=True)
     if state.is_failed():
         return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or ""}
     result = state.result()

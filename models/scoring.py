@@ -35,6 +35,17 @@ def load(uri: str):
     return resolved, model
 
 
+def load_version(tracking_uri: str, registry_uri: str, uri: str, family: str):
+    """The pyfunc of a pinned version (models:/<name>/<version>), in a process of its own (a Ray actor):
+    the driver's tracking and registry stores, the family's code imported first."""
+    from models import jobs
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    jobs.scorer_of(family)  # the family's code, which the loader builds the model from
+    return load(uri)[1]
+
+
 def drift_reference(model) -> dict | None:
     """The training-time distributions packaged with a version (None: packaged before drift reports)."""
     return getattr(model.unwrap_python_model(), "drift_reference", None)
@@ -54,3 +65,4 @@ class Scorer:
     input_label: Callable  # input_path -> what the run says it read
     evaluate: Callable | None = None  # (kind, layout, labelled file, model_uri) -> report; None: not yet
     drift: Callable | None = None  # (model, inputs, partition rows, kind, ds, limits) -> drift report
+    shardable: bool = False  # score(..., shards=) spreads a day over a Ray cluster (models/cluster.py)

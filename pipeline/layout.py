@@ -72,6 +72,9 @@ class Layout:
     def drift_report(self, ds: str) -> Path:  # drift/<kind>/ds=<ds>.json, the day's drift report
         return self.root / "drift" / self.kind / f"ds={ds}.json"
 
+    def score_manifest(self, ds: str) -> Path:  # manifests/<kind>/ds=<ds>.json: how the day was scored
+        return self.root / "manifests" / self.kind / f"ds={ds}.json"
+
     @property
     def remote(self) -> bool:  # on object storage: no SQLite MLflow store, no renames
         return objectstore.is_remote(self.root)

@@ -3,6 +3,7 @@ Scorer (check the input, read it, score it into a partition)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,6 +70,7 @@ def predict(model, texts: pl.Series, text_col: str) -> pl.DataFrame:
 
 
 CHUNK_ROWS = 100_000  # rows scored at a time: memory stays bounded whatever the input's size
+SHARD_ROWS = 20_000  # rows a shard scored on a Ray actor: a day spreads over the cluster's CPUs
 DRIFT_SAMPLE = 100_000  # a day scored in chunks keeps a uniform sample this big for its drift report
 
 
@@ -97,21 +99,34 @@ def chunks(inputs: pl.DataFrame | pl.LazyFrame, size: int) -> Iterator[pl.DataFr
 
 
 def score(
-    model, inputs, kind: TextKind, ds: str, resolved, sink: Callable | None = None
+    model,
+    inputs,
+    kind: TextKind,
+    ds: str,
+    resolved,
+    sink: Callable | None = None,
+    shards: Callable | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """-> the partition's rows (inputs, outputs, `status`, lineage) and the counts the run reports.
     A row that breaks a text rule gets null outputs and its reason in `status`, never a label.
 
     With a sink, each chunk's rows go to sink(frame) as they are scored and the frame returned is a
     uniform sample of at most DRIFT_SAMPLE rows (the columns drift reads): memory is bounded by the
-    chunk size, not the input."""
+    chunk size, not the input.
+
+    shards: (chunks, score_chunk) -> the scored chunks in order, e.g. on a Ray cluster
+    (models/cluster.py); each row is scored as in this process, so the rows and the sample are the same."""
     scored_at = datetime.now(UTC)
     kept = RowSample(DRIFT_SAMPLE) if sink else None
     frames, reasons, rows, unscored = [], Counter(), 0, 0
-    for chunk in chunks(inputs, CHUNK_ROWS):
+    one = functools.partial(score_chunk, kind=kind, resolved=resolved, scored_at=scored_at)
+    if shards is None:
+        scored = (one(model, chunk) for chunk in chunks(inputs, CHUNK_ROWS))
+    else:
+        scored = shards(chunks(inputs, SHARD_ROWS), one)
+    for frame in scored:
         if rows:
             log.info("scored %d rows so far", rows)
-        frame = score_chunk(model, chunk, kind, resolved, scored_at)
         status = frame["status"]
         reasons.update(dict(status.filter(status != "ok").value_counts(name="n").iter_rows()))
         rows, unscored = rows + frame.height, unscored + frame["predicted_label"].null_count()
@@ -162,4 +177,4 @@ def drift(model, inputs: pl.DataFrame, frame: pl.DataFrame, kind: TextKind, ds: 
     return profile.compare(reference, kind, tokens, frame, limits)
 
 
-SCORER = Scorer(read=read, score=score, input_label=lambda path: path, drift=drift)
+SCORER = Scorer(read=read, score=score, input_label=lambda path: path, drift=drift, shardable=True)
