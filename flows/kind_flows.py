@@ -123,7 +123,8 @@ def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | Non
     elif ray_address:
         shards, manifest = _ray_shards(spec, resolved, ray_address)
     try:
-        sample, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write, shards=shards)
+        extra = {"shards": shards} if shards is not None else {}
+        sample, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write, **extra)
         writer.finish()
         nodes = sorted({s["node"] for s in manifest["shards"]})
         manifest |= {"rows": counts["rows"], "model_version": resolved.version, "nodes": nodes}

@@ -82,10 +82,21 @@ def score_shards(
     plus those finished ahead of the next one due). `report` gets a line per shard: index, rows,
     the node that scored it, attempts."""
     import ray
-    from ray.exceptions import RayActorError, RayTaskError
 
     remote = ray.remote(num_cpus=1, max_restarts=0)(ShardScorer)
     pool = [remote.options(scheduling_strategy="SPREAD").remote(load) for _ in range(actors)]
+    try:
+        yield from _in_order(pool, chunks, score_chunk, report)
+    finally:  # a failed day leaves no actor holding a CPU
+        for actor in pool:
+            ray.kill(actor)
+
+
+def _in_order(pool: list, chunks: Iterable[pl.DataFrame], score_chunk: Callable, report: list):
+    """The shards scored on the pool's actors, yielded in input order; a dead actor's shard retried."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
     idle, running, done, waiting = deque(pool), {}, {}, deque()
     source, next_due, exhausted = enumerate(chunks), 0, False
     while True:
@@ -124,5 +135,3 @@ def score_shards(
         while next_due in done:
             yield done.pop(next_due)
             next_due += 1
-    for actor in pool:
-        ray.kill(actor)
