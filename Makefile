@@ -57,7 +57,7 @@ demo: $(VENV)/.installed-demo ## Run ingest -> features -> train -> score on rea
 test: $(VENV)/.installed-dev $(VENV)/.installed-demo $(VENV)/.installed-ray ## Run the test suite (TEST_WORKERS=2 processes, one test file each at a time)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-bench: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Every speed and memory goal side by side (~12 min on 2 cores) -> bench/results/<date>.md
+bench: $(VENV)/.installed-dev $(VENV)/.installed-demo $(VENV)/.installed-ray ## Every speed and memory goal side by side (~30 min on 2 cores) -> bench/results/<date>.md
 	$(BIN)/python bench/run.py
 
 selection: $(VENV)/.installed-dev $(VENV)/.installed-demo ## Model selection on five text datasets, 3 seeds (hours on 2 cores) -> bench/results/<date>-selection.md

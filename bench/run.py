@@ -1,5 +1,5 @@
-"""Every speed and memory goal measured side by side on the demo's real data, in one run:
-padding, scoring, ingest, orchestration, contention, GPU. `make bench` runs it in full (about 12 min
+"""Every speed and memory goal measured side by side on the demo's real data, in one run: padding,
+scoring, ingest, Ray scoring, orchestration, contention, GPU. `make bench` runs it in full (about 30 min
 on 2 cores); `--quick` sizes it for CI. Writes bench/results/<date>.json and .md (the README's table).
 
 Usage: python bench/run.py [--quick] [--out bench/results] [--sections padding,scoring,...]
@@ -25,7 +25,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from bench.suite import common  # noqa: E402
 
-SECTIONS = ("padding", "scoring", "ingest", "orchestration", "contention", "gpu")
+SECTIONS = ("padding", "scoring", "ingest", "cluster", "orchestration", "contention", "gpu")
 
 
 def machine() -> dict:

@@ -11,6 +11,7 @@ from prefect.states import Completed
 
 from flows import artifacts, checks, route_library_logs
 from flows.retry import fails_in_one_line, io_task_options
+from models import cluster
 from models.config import TrainConfig
 from models.launch import torchrun
 from pipeline import commit, drift, objectstore
@@ -121,7 +122,7 @@ def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | Non
     if ray_address and not scorer.shardable:
         get_run_logger().info("%s days are scored in one process (no shards); Ray is not used", kind)
     elif ray_address:
-        shards, manifest = _ray_shards(spec, resolved, ray_address)
+        shards, manifest = cluster.sharded(ray_address, resolved, spec.family)
     try:
         extra = {"shards": shards} if shards is not None else {}
         sample, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write, **extra)
@@ -134,25 +135,6 @@ def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | Non
     except BaseException:
         writer.discard()
         raise
-
-
-def _ray_shards(spec, resolved, ray_address: str):
-    """The `shards=` a scorer takes to score on the cluster, and the manifest it fills in."""
-    import functools
-
-    import mlflow
-
-    from models import cluster, scoring
-
-    cpus = cluster.connect(ray_address)
-    manifest = {"engine": "ray", "address": ray_address, "shards": []}
-    load = functools.partial(
-        scoring.load_version, mlflow.get_tracking_uri(), mlflow.get_registry_uri(), resolved.uri, spec.family
-    )
-    actors = max(1, sum(cpus.values()))
-    get_run_logger().info("scoring on Ray at %s: %d actor(s) on %d node(s)", ray_address, actors, len(cpus))
-    run = functools.partial(cluster.score_shards, load=load, actors=actors, report=manifest["shards"])
-    return run, manifest
 
 
 @task(cache_policy=NO_CACHE)

@@ -52,6 +52,24 @@ def connect(value: str) -> dict:
     return cpus
 
 
+def sharded(value: str, resolved, family: str) -> tuple[Callable, dict]:
+    """-> the `shards=` a family's scorer takes to score on the cluster at `value` (one actor per CPU,
+    each loading the resolved version once), and the partition's manifest it fills in."""
+    import functools
+
+    import mlflow
+
+    from models import scoring
+
+    cpus = connect(value)
+    manifest = {"engine": "ray", "address": value, "shards": []}
+    registry = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    load = functools.partial(scoring.load_version, *registry, resolved.uri, family)
+    actors = max(1, sum(cpus.values()))
+    run = functools.partial(score_shards, load=load, actors=actors, report=manifest["shards"])
+    return run, manifest
+
+
 @dataclass
 class Shard:
     index: int

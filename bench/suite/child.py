@@ -11,9 +11,18 @@ import time
 from pathlib import Path
 
 
-def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream: bool = True) -> dict:
-    """What `rnnflow score` runs between the model load and the drift report: read -> pyfunc -> partition."""
-    from models import jobs, scoring, threads, tracking
+def score(
+    root: str,
+    kind: str,
+    model_uri: str,
+    input_path: str,
+    ds: str,
+    stream: bool = True,
+    ray: str | None = None,
+) -> dict:
+    """What `rnnflow score` runs between the model load and the drift report: read -> pyfunc -> partition.
+    ray: a cluster's address, to score in shards on its actors (their peak RSS is watched and reported)."""
+    from models import cluster, jobs, scoring, threads, tracking
     from pipeline.kinds import get_kind
     from pipeline.layout import Layout
     from pipeline.storage import PartitionWriter, score_commit, write_partition
@@ -25,16 +34,56 @@ def score(root: str, kind: str, model_uri: str, input_path: str, ds: str, stream
     resolved, model = scoring.load(model_uri)
     began = time.perf_counter()
     inputs, _ = scorer.read(spec, input_path, layout)
+    extra, watch = {}, None
+    if ray:
+        extra["shards"], manifest = cluster.sharded(ray, resolved, spec.family)
+        watch = ActorMemory("ray::ShardScorer")
     if stream:
         day = score_commit(layout)
         writer = PartitionWriter(day, layout, ds)
-        _, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write)
+        _, counts = scorer.score(model, inputs, spec, ds, resolved, writer.write, **extra)
         writer.finish()
         day.apply()
     else:  # everything in memory, then one write: what scoring did before it streamed
         frame, counts = scorer.score(model, inputs.collect(), spec, ds, resolved)
         write_partition(frame, layout, ds)
-    return {"seconds": time.perf_counter() - began, "rows": counts["rows"]}
+    result = {"seconds": time.perf_counter() - began, "rows": counts["rows"]}
+    if watch:
+        result |= {"actor_peak_rss_mb": watch.stop(), "nodes": len({s["node"] for s in manifest["shards"]})}
+    return result
+
+
+class ActorMemory:
+    """The highest VmHWM of any process whose title starts with `title` (Ray names an actor's worker
+    process ray::<Class>), polled twice a second while the day is scored: an actor's own peak RSS."""
+
+    def __init__(self, title: str):
+        import threading
+
+        self.title, self.peaks, self._done = title.encode(), {}, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.5):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    if (proc / "cmdline").read_bytes().startswith(self.title):
+                        self.peaks[proc.name] = max(self.peaks.get(proc.name, 0.0), vm_hwm_mb(proc))
+                except OSError:  # it ended meanwhile
+                    continue
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return max(self.peaks.values(), default=0.0)
+
+
+def vm_hwm_mb(proc: Path) -> float:
+    for line in (proc / "status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def ingest(root: str, kind: str, source: str) -> dict:
@@ -112,10 +161,8 @@ def server_start() -> dict:
 def peak_rss_mb() -> float:
     """This process's high-water RSS. Not getrusage's ru_maxrss: Linux carries that over exec from
     the parent (the bench holds the names dataset), while VmHWM belongs to this address space."""
-    status = Path("/proc/self/status")
-    for line in status.read_text().splitlines() if status.exists() else []:
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    if Path("/proc/self/status").exists():
+        return vm_hwm_mb(Path("/proc/self"))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc (macOS): bytes there
 
 

@@ -44,6 +44,14 @@ def test_the_quick_benchmark_runs_every_section_and_writes_json_and_markdown(tmp
     parts = {r["part"].split(":")[0] for r in results["sections"]["orchestration"]["rows"]}
     assert {"Prefect", "MLflow"} <= parts
     assert {r["setting"] for r in results["sections"]["contention"]["rows"]} == {"project", "torch default"}
+    ray_rows = results["sections"]["cluster"]["rows"]
+    assert [(r["engine"], r["nodes"]) for r in ray_rows] == [
+        ("1 process", 1),
+        ("Ray, 1 worker", 1),
+        ("Ray, 2 workers", 2),
+        ("Ray, 2 workers", 2),
+    ]
+    assert all(r["actor_peak_rss_mb"] > 50 for r in ray_rows[1:])
     assert (tmp_path / results_file.name.replace(".json", ".md")).read_text() == markdown(results)
     scratch = out.stdout.split("preparing the demo's data in ", 1)[1].split()[0]
     assert not Path(scratch).exists(), "the scratch folder is removed"
