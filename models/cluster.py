@@ -9,7 +9,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -75,7 +75,6 @@ class Shard:
     index: int
     rows: pl.DataFrame
     attempts: int = 0
-    nodes: list[str] = field(default_factory=list)
 
 
 class ShardScorer:

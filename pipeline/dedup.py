@@ -1,4 +1,4 @@
-"""Bounded-memory de-duplication for ingest: rows are spilled to local Parquet files by a hash of their
+"""Bounded-memory de-duplication for ingest: rows are spilled to local Arrow IPC files by a hash of their
 key (a bucket), so every copy of a key meets the others, and the earlier batches' keys, in one bucket
 that is small however large the batch."""
 
