@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from tests import s3_server  # noqa: E402  (the tests' SeaweedFS launcher)
+from deployments import s3_server  # noqa: E402  (a throw-away SeaweedFS)
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 

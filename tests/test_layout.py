@@ -56,6 +56,16 @@ def test_shared_code_never_imports_a_family_and_families_never_import_each_other
     assert not bad
 
 
+def test_bench_never_imports_the_tests():
+    """bench/ runs from a checkout without pytest's helpers: shared helpers live in the packages
+    (e.g. deployments/s3_server.py), not under tests/."""
+    bad = {
+        str(f.relative_to(ROOT)): sorted(m for m in imports(f) if m.split(".")[0] == "tests")
+        for f in files("bench")
+    }
+    assert not {f: m for f, m in bad.items() if m}
+
+
 def test_each_family_has_its_sub_package_on_both_sides():
     for package in ("pipeline", "models"):
         for name in FAMILIES:

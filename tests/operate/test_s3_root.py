@@ -16,12 +16,12 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from deployments import s3_server
 from pipeline import storage
 from pipeline.ingest import ingest
 from pipeline.kinds import NAMES
 from pipeline.layout import Layout
 from pipeline.text.features import FeatureConfig, build_features
-from tests import s3_server
 from tests.conftest import make_surnames, processes_tagged
 
 ROOT = Path(__file__).resolve().parents[2]

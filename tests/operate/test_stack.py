@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deployments"))
 import stack as stack_module  # noqa: E402  (deployments/ is scripts, not a package)
 
-from tests import s3_server  # noqa: E402
-from tests.s3_server import free_base, free_port, keys  # noqa: E402
+from deployments import s3_server  # noqa: E402
+from deployments.s3_server import free_base, free_port, keys  # noqa: E402
 
 
 @pytest.fixture(scope="module")

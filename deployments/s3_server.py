@@ -1,5 +1,6 @@
-"""A real S3 server for the tests: SeaweedFS's `weed mini` on free loopback ports, with a bucket and
-credentials, stopped with everything it started."""
+"""A throw-away S3 server: SeaweedFS's `weed mini` on free loopback ports, with a bucket and credentials,
+stopped with everything it started. The tests (tests/operate) and bench/bench_storage.py run theirs with
+`seaweed()`; `make stack` (deployments/stack.py) starts a long-lived one on fixed ports instead."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 BUCKET, ACCESS, SECRET = "rnnflow", "rnnflow", "rnnflow-secret"
 WEED = Path(sys.executable).parent / "weed"
+
+
+class S3ServerError(RuntimeError):
+    """`weed mini` could not be started (no free ports, exited, or not ready in time)."""
 
 
 def free_port() -> int:
@@ -43,7 +46,7 @@ def free_base() -> int:
         finally:
             for s in socks:
                 s.close()
-    pytest.fail("no free port range for SeaweedFS")
+    raise S3ServerError("no free port range for SeaweedFS")
 
 
 def aws_env(port: int) -> dict[str, str]:
@@ -111,10 +114,10 @@ def wait_ready(env: dict, proc: subprocess.Popen, log: Path, timeout: float) -> 
     s3, deadline = client(env), time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"weed mini exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+            raise S3ServerError(f"weed mini exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
         try:
             s3.head_bucket(Bucket=BUCKET)
             return
         except (BotoCoreError, ClientError):
             time.sleep(0.3)
-    pytest.fail(f"weed mini not ready after {timeout}s:\n{log.read_text()[-2000:]}")
+    raise S3ServerError(f"weed mini not ready after {timeout}s:\n{log.read_text()[-2000:]}")
