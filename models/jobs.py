@@ -1,13 +1,14 @@
-"""The model family table: each family (models/text, models/prices) registers its training job and its
-scorer once (`register`, in its __init__); `train()` is the one entry for in-process and DDP training.
+"""The model family lookup: each family's training job and scorer (models/registry.py names them);
+`train()` is the one entry for in-process and DDP training.
 
-Families are found by package name (FAMILY_PACKAGES), so no shared module imports one."""
+models/registry.py is imported on the first lookup, not here: it loads the families' torch and MLflow
+code, which an ingest or features run never needs."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 from models import threads
 from models.run_scope import Launch
@@ -16,27 +17,28 @@ from models.train import TrainConfig
 from pipeline.kinds import get_kind
 from pipeline.layout import Layout
 
-FAMILY_PACKAGES = {"text": "models.text", "prices": "models.prices"}
-_FAMILIES: dict[str, tuple[Callable, Scorer]] = {}
 
-
-def register(family: str, trainer: Callable, scorer: Scorer) -> None:
+class Entry(NamedTuple):
     """trainer(kind, layout, cfg, model_options, launch) -> report (with .as_dict()) or None off rank 0."""
-    _FAMILIES[family] = (trainer, scorer)
+
+    trainer: Callable
+    scorer: Scorer
 
 
-def _entry(family: str) -> tuple[Callable, Scorer]:
-    if family not in _FAMILIES:
-        importlib.import_module(FAMILY_PACKAGES[family])
-    return _FAMILIES[family]
+def _entry(family: str) -> Entry:
+    from models.registry import FAMILIES
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose from {sorted(FAMILIES)}")
+    return FAMILIES[family]
 
 
 def trainer_of(family: str) -> Callable:
-    return _entry(family)[0]
+    return _entry(family).trainer
 
 
 def scorer_of(family: str) -> Scorer:
-    return _entry(family)[1]
+    return _entry(family).scorer
 
 
 def train(

@@ -1,15 +1,13 @@
-"""The family table: each family (pipeline/text, pipeline/prices) registers its reader, rules, feature
-builder and packaged sources once; shared code looks a kind's family up here instead of testing names.
+"""What a data family is (Family: its reader, rules, feature builder and packaged sources) and the lookup
+shared code uses instead of testing names: family_of(kind).
 
-Families are found by package name (FAMILY_PACKAGES), so no shared module imports one."""
+Each family's package declares its Family (pipeline/text/__init__.py, pipeline/prices/__init__.py);
+pipeline/registry.py imports them, so that no other shared module imports a family."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-FAMILY_PACKAGES = {"text": "pipeline.text", "prices": "pipeline.prices"}
 
 
 @dataclass(frozen=True)
@@ -27,19 +25,12 @@ class Family:
     read_chunks: Callable | None = None  # (path, kind, block_bytes, text_col, label_col) -> raw frames
 
 
-_FAMILIES: dict[str, Family] = {}
-
-
-def register(family: Family) -> Family:
-    _FAMILIES[family.name] = family
-    return family
-
-
 def family_of(kind) -> Family:
-    """The registered family serving a kind (by its `family` attribute), imported on first use."""
-    if kind.family not in _FAMILIES:
-        if kind.family not in FAMILY_PACKAGES:
-            known = sorted(FAMILY_PACKAGES)
-            raise ValueError(f"kind {kind.name!r}: unknown family {kind.family!r}; choose from {known}")
-        importlib.import_module(FAMILY_PACKAGES[kind.family])
-    return _FAMILIES[kind.family]
+    """The registered family serving a kind (by its `family` attribute)."""
+    # Imported here, not above: the families' modules import pipeline.kinds, which imports this module.
+    from pipeline.registry import FAMILIES
+
+    if kind.family not in FAMILIES:
+        known = sorted(FAMILIES)
+        raise ValueError(f"kind {kind.name!r}: unknown family {kind.family!r}; choose from {known}")
+    return FAMILIES[kind.family]

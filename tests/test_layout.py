@@ -1,5 +1,6 @@
 """The dependency rule, read from the imports: flows -> models -> pipeline; models and pipeline never
-import prefect; shared code never imports a family, and families never import each other."""
+import prefect; shared code never imports a family (but each layer's registry, which imports them all),
+and families never import each other."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("text", "prices")
+REGISTRIES = {"pipeline": "pipeline/registry.py", "models": "models/registry.py"}  # the one place per layer
 
 
 def imports(path: Path) -> set[str]:
@@ -49,11 +51,36 @@ def test_the_lower_layers_never_import_upward_or_prefect(package):
 def test_shared_code_never_imports_a_family_and_families_never_import_each_other(package):
     bad = {}
     for f in files(package):
+        if str(f.relative_to(ROOT)) == REGISTRIES[package]:
+            continue  # test_only_the_registry_imports_the_families
         mine = family(".".join(f.relative_to(ROOT).with_suffix("").parts))
         wrong = sorted(m for m in imports(f) if family(m) is not None and family(m) != mine)
         if wrong:
             bad[str(f.relative_to(ROOT))] = wrong
     assert not bad
+
+
+@pytest.mark.parametrize("package", ["pipeline", "models"])
+def test_only_the_registry_imports_the_families_and_it_imports_each_one(package):
+    """Families are registered by explicit imports in one module per layer, of that layer's families
+    only, and at any depth (a function-level import in another shared module would be a second place)."""
+    registry = imports(ROOT / REGISTRIES[package])
+    named = {family(m) for m in registry if family(m) is not None and m.split(".")[0] == package}
+    assert named == set(FAMILIES)
+    other_layer = sorted(m for m in registry if family(m) is not None and m.split(".")[0] != package)
+    assert not other_layer
+    assert not any("importlib" in m or m == "__import__" for m in registry)
+
+
+def test_no_module_is_imported_by_name_but_the_declared_kinds():
+    """Modules are found by import statements; importlib.import_module only loads $RNNFLOW_KINDS."""
+    users = {
+        str(f.relative_to(ROOT))
+        for package in ("pipeline", "models")
+        for f in files(package)
+        if "import_module" in f.read_text() or "__import__" in f.read_text()
+    }
+    assert users == {"pipeline/kinds.py"}
 
 
 def test_bench_never_imports_the_tests():

@@ -1,8 +1,3 @@
-"""The prices family's model: the LSTM forecaster, its job, its pyfunc and its scorer; registered once in
-the model family table (models.jobs)."""
-
-from models import jobs
-from models.prices import scoring
-from models.prices.job import train_price_forecaster
-
-jobs.register("prices", train_price_forecaster, scoring.SCORER)
+"""The prices family's model: the LSTM forecaster, its job, its pyfunc and its scorer. Nothing is imported
+here, so importing one model module loads only what it needs; the family's job and scorer are registered
+in models/registry.py."""
