@@ -1,6 +1,6 @@
 """The one training-job skeleton: latest features -> fit -> evaluate -> MLflow run -> registered version.
 
-A family subclasses Job and fills in its steps (models/text/job.py, models/prices/job.py); run() is the
+A family subclasses Job and fills in its steps (models/text/text_job.py, models/prices/job.py); run() is the
 order they happen in, the same for every family, in one process or on every DDP rank."""
 
 from __future__ import annotations

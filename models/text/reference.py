@@ -1,5 +1,5 @@
 """The TF-IDF reference trained beside every text model on exactly its splits (models/text/tfidf.py): fitting,
-its metrics, and the champion gate it sets (models/text/job.py)."""
+its metrics, and the champion gate it sets (models/text/rnn_job.py)."""
 
 from __future__ import annotations
 
