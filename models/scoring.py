@@ -40,6 +40,7 @@ def load_version(tracking_uri: str, registry_uri: str, uri: str, family: str):
     the driver's tracking and registry stores, the family's code imported first."""
     from models import jobs
 
+    tracking.mlflow_defaults()  # as tracking.configure() installs them in the driver
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
     jobs.scorer_of(family)  # the family's code, which the loader builds the model from
@@ -56,7 +57,7 @@ NO_REFERENCE = "the model carries no drift reference (packaged before drift repo
 
 @dataclass(frozen=True)
 class Scorer:
-    """How a family scores a day; registered once per family (models/<family>/__init__.py)."""
+    """How a family scores a day; registered once per family (models/registry.py)."""
 
     read: Callable  # (kind, input_path, layout) -> (inputs, input rows rejected by the rules)
     # (model, inputs, kind, ds, resolved, sink=None) -> (partition rows with lineage, counts); with a

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines: no phoning home
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-# rnnflow loads models with models.packaging.load; any other load through MLflow refuses pickles too
-os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -29,6 +25,38 @@ EXACT_TAG = "champion_value"  # a version's champion metric, exact (the metric's
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 
+# rnnflow's MLflow settings, where the user set none (mlflow_defaults): no telemetry calls (offline
+# machines), no INFO chatter, and no pickles: rnnflow loads models with models.packaging.load, and any
+# other load through MLflow refuses pickles too.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "ERROR",
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+}
+_DEFAULTS_APPLIED = False
+
+
+def mlflow_defaults() -> None:
+    """Install MLFLOW_DEFAULTS where unset (once per process; children inherit them), and apply the two
+    that mlflow reads at its import, telemetry and the log level, to the mlflow imported already."""
+    global _DEFAULTS_APPLIED
+    if _DEFAULTS_APPLIED:
+        return
+    _DEFAULTS_APPLIED = True
+    for name, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    from mlflow.telemetry import set_telemetry_client
+    from mlflow.telemetry.utils import is_telemetry_disabled
+
+    if is_telemetry_disabled():
+        set_telemetry_client()  # drops the client mlflow's import made (it sends nothing before a record)
+    level = os.environ["MLFLOW_LOGGING_LEVEL"].upper()
+    logging.getLogger("mlflow").setLevel(level)  # as mlflow's import sets it from MLFLOW_LOGGING_LEVEL
+    if level in ("WARNING", "ERROR", "CRITICAL"):  # the migrations' loggers: WARNING at least
+        for name in ("alembic", "huey"):
+            logging.getLogger(name).setLevel(level)
+
+
 # What we installed last; mlflow copies both into os.environ, where they would pass for user settings.
 _DEFAULT_SET: str | None = None
 _REGISTRY_SET: str | None = None
@@ -41,6 +69,7 @@ def configure(mlflow_db: Path, artifacts: Path) -> str:
     default we installed earlier is ours, not the user's: another data root must get its own store.
     """
     global _DEFAULT_SET, _REGISTRY_SET
+    mlflow_defaults()
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env and env != _DEFAULT_SET:
         uri = env
