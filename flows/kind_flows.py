@@ -1,7 +1,6 @@
 """Flows for every kind (names, reviews, prices): ingest, features, train, score. Each reads top to bottom."""
 
-from __future__ import annotations
-
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -9,16 +8,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from flows import artifacts, checks, route_library_logs
+from flows import artifacts, checks, route_library_logs, settings
 from flows.retry import fails_in_one_line, io_task_options
+from flows.target import Target, resolve
 from models import cluster
-from models.config import TrainConfig
+from models.config import LaunchSettings, ModelSettings, TrainConfig, TrainOverrides
 from models.launch import torchrun
 from pipeline import commit, drift, objectstore
-from pipeline.families import family_of
 from pipeline.ingest import ingest
-from pipeline.kinds import get_kind
-from pipeline.layout import Layout
+from pipeline.settings import FeatureSettings
 from pipeline.storage import PART_FILE, PartitionWriter, latest_features, score_commit, stale_reason
 
 route_library_logs()
@@ -30,56 +28,44 @@ def of_kind(flow_object, kind: str):
     return flow_object.with_options(name=f"{flow_object.name}-{kind}")
 
 
-def scorer_of(family: str):
-    """The family's scorer. models.jobs loads torch and mlflow (~4 s of CPU), so it is imported by the
-    steps that need a model, and an ingest or features run starts without them."""
-    from models.jobs import scorer_of
-
-    return scorer_of(family)
+@task(cache_policy=NO_CACHE)
+def ingest_batch(target: Target, sources: list[str], text_col: str | None, label_col: str | None) -> dict:
+    return ingest(sources, target.spec, target.layout, text_col=text_col, label_col=label_col).as_dict()
 
 
 @task(cache_policy=NO_CACHE)
-def ingest_batch(
-    kind: str, sources: list[str], data_root: str | None, text_col: str | None, label_col: str | None
-) -> dict:
-    layout = Layout.of(kind, data_root)
-    return ingest(sources, get_kind(kind), layout, text_col=text_col, label_col=label_col).as_dict()
+def build_feature_set(target: Target, cfg) -> dict:
+    return target.family.build_features(target.spec, target.layout, cfg)
 
 
 @task(cache_policy=NO_CACHE)
-def build_feature_set(kind: str, data_root: str | None, cfg) -> dict:
-    spec = get_kind(kind)
-    return family_of(spec).build_features(spec, Layout.of(kind, data_root), cfg)
-
-
-@task(cache_policy=NO_CACHE)
-def train_model(kind: str, data_root: str | None, cfg: TrainConfig, model_options: dict, ddp: dict) -> dict:
+def train_model(target: Target, cfg: TrainConfig, model_options: dict, launch: LaunchSettings) -> dict:
     """In this process when one process on one node, else torchrun as a child whose ranks log here."""
-    if ddp["nproc"] == 1 and ddp["nnodes"] == 1:
+    if launch.nproc == 1 and launch.nnodes == 1:
         from models import jobs
         from models.run_scope import Launch
 
-        return jobs.train(kind, data_root, cfg, model_options, Launch(resume=ddp["resume"]))
+        return jobs.train(target.kind, target.data_root, cfg, model_options, Launch(resume=launch.resume))
     spec = {
-        "kind": kind,
-        "data_root": str(Layout.of(kind, data_root).root),
+        "kind": target.kind,
+        "data_root": target.data_root,
         "train": cfg.to_dict(),
         "model_options": model_options,
-        "resume": ddp["resume"],
+        "resume": launch.resume,
     }
     logger = get_run_logger()
     report = torchrun(
-        spec, ddp["nproc"], ddp["nnodes"], ddp["node_rank"], ddp["rdzv_endpoint"], log=logger.info
+        spec, launch.nproc, launch.nnodes, launch.node_rank, launch.rdzv_endpoint, log=logger.info
     )
-    return report or {"kind": kind, "node_rank": ddp["node_rank"], "note": "rank 0's node reports"}
+    return report or {"kind": target.kind, "node_rank": launch.node_rank, "note": "rank 0's node reports"}
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def read_input(kind: str, input_path: str | None, ds: str, data_root: str | None, allow_empty: bool):
+def read_input(target: Target, input_path: str | None, ds: str, allow_empty: bool):
     """-> (the rows to score, how many input rows the kind's rules rejected); an input with no row to
     score fails, leaving the day's partition as it is, unless allow_empty."""
-    spec = get_kind(kind)
-    inputs, rejected = scorer_of(spec.family).read(spec, input_path, Layout.of(kind, data_root))
+    kind = target.kind
+    inputs, rejected = target.scorer().read(target.spec, input_path, target.layout)
     rows = inputs.height if hasattr(inputs, "height") else inputs.select(pl.len()).collect().item()
     if rows == 0 and not allow_empty:
         what = f"{input_path}" if input_path else f"the ingested {kind}"
@@ -92,35 +78,33 @@ def read_input(kind: str, input_path: str | None, ds: str, data_root: str | None
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
-def check_request(kind: str, input_path: str | None, ds: str, model_uri: str | None, data_root: str | None):
-    return checks.check_score(kind, input_path, ds, model_uri, data_root)
+def check_request(target: Target, input_path: str | None, ds: str, model_uri: str | None):
+    return checks.check_score(target, input_path, ds, model_uri)
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
-def load_model(kind: str, model_uri: str, data_root: str | None):
+def load_model(target: Target, model_uri: str):
     from models import scoring, tracking
 
-    layout = Layout.of(kind, data_root)
-    scorer_of(get_kind(kind).family)  # the family's code, which the loader builds the model from
-    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    target.scorer()  # the family's code, which the loader builds the model from
+    tracking.configure(target.layout.mlflow_db, target.layout.mlflow_artifacts)
     return scoring.load(model_uri)
 
 
 @task(cache_policy=NO_CACHE)
-def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | None, ray_address: str | None):
+def score_rows(target: Target, model, inputs, ds: str, resolved, ray_address: str | None):
     """-> (the day's commit, its partition staged; a sample of its rows for drift; the run's counts).
     Rows are scored and written chunk by chunk, so memory stays bounded on a large input; what a
     killed scoring left under the data root's .staging/ is cleared first. With a Ray address, a text
     day is scored in shards on the cluster's actors and written here in input order; the partition's
     manifest (manifests/<kind>/ds=<ds>.json) says which node scored each shard."""
-    spec, layout = get_kind(kind), Layout.of(kind, data_root)
-    scorer = scorer_of(spec.family)
+    spec, layout, scorer = target.spec, target.layout, target.scorer()
     commit.recover(layout.root)
     day = score_commit(layout)
     writer = PartitionWriter(day, layout, ds)
     shards, manifest = None, {"engine": "process", "shards": []}
     if ray_address and not scorer.shardable:
-        get_run_logger().info("%s days are scored in one process (no shards); Ray is not used", kind)
+        get_run_logger().info("%s days are scored in one process (no shards); Ray is not used", spec.name)
     elif ray_address:
         shards, manifest = cluster.sharded(ray_address, resolved, spec.family)
     try:
@@ -138,31 +122,31 @@ def score_rows(kind: str, model, inputs, ds: str, resolved, data_root: str | Non
 
 
 @task(cache_policy=NO_CACHE)
-def drift_report(kind: str, model, inputs, sample, rows: int, ds: str, resolved, thresholds):
+def drift_report(target: Target, model, inputs, sample, rows: int, ds: str, resolved, thresholds):
     """The day (or a uniform sample of it) against the model's training distributions."""
-    spec = get_kind(kind)
+    spec = target.spec
     limits = drift.thresholds(spec.drift_thresholds, thresholds)
-    report = scorer_of(spec.family).drift(model, inputs, sample, spec, ds, limits)
-    report |= {"kind": kind, "ds": ds, "model_name": resolved.name, "model_version": resolved.version}
+    report = target.scorer().drift(model, inputs, sample, spec, ds, limits)
+    report |= {"kind": spec.name, "ds": ds, "model_name": resolved.name, "model_version": resolved.version}
     if sample.height < rows:
         report |= {"rows_scored": rows, "rows_sampled": sample.height}
     return report
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())
-def publish_day(day, report: dict, kind: str, ds: str, data_root: str | None) -> str:
+def publish_day(day, report: dict, target: Target, ds: str) -> str:
     """The partition and its drift report in place together: readers see the previous pair or this one."""
-    layout = Layout.of(kind, data_root)
+    layout = target.layout
     day.write_json(report, layout.drift_report(ds))
     day.apply()
     return str(layout.prediction_partition(ds) / PART_FILE)
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the tracking store may be a remote server
-def log_drift(kind: str, resolved, ds: str, report: dict, data_root: str | None) -> str:
+def log_drift(target: Target, resolved, ds: str, report: dict) -> str:
     from models import monitoring
 
-    return monitoring.log_drift(kind, resolved, ds, report, Layout.of(kind, data_root))
+    return monitoring.log_drift(target.kind, resolved, ds, report, target.layout)
 
 
 @flow(name="ingest", flow_run_name="ingest-{kind}", log_prints=True)
@@ -178,8 +162,9 @@ def ingest_flow(
 
     text_col/label_col: source columns holding the text and label (None: the kind's names and aliases).
     """
-    checks.check_ingest(kind, sources, text_col, label_col)
-    report = ingest_batch(kind, sources, data_root, text_col, label_col)
+    target = resolve(kind, data_root)
+    checks.check_ingest(target, sources, text_col, label_col)
+    report = ingest_batch(target, sources, text_col, label_col)
     artifacts.ingest_table(kind, report)
     get_run_logger().info(
         "rows_in=%d rows_ok=%d rows_quarantined=%d %s",
@@ -194,22 +179,20 @@ def ingest_flow(
 @flow(name="features", flow_run_name="features-{kind}", log_prints=True)
 @fails_in_one_line
 def features_flow(
-    kind: str,
-    data_root: str | None = None,
-    max_buckets: int | None = None,
-    min_freq: int | None = None,
-    max_tokens: int | None = None,
-    split_ratios: tuple[float, float, float] | None = None,
-    lookback: int | None = None,
-    target: str | None = None,
+    kind: str, data_root: str | None = None, features: FeatureSettings | None = None, **flat
 ) -> dict:
     """Text: vocabularies, splits, length-bucketed shards. Prices: dated windows and a training-period
-    scaler. Built from all bronze batches; None means the kind's default."""
-    settings = {"split_ratios": split_ratios, "max_buckets": max_buckets, "min_freq": min_freq}
-    settings |= {"max_tokens": max_tokens, "lookback": lookback, "target": target}
-    cfg = checks.check_features(kind, data_root, settings)
-    manifest = build_feature_set(kind, data_root, cfg)
-    summary = {k: manifest[k] for k in family_of(get_kind(kind)).summary_keys}
+    scaler. Built from all bronze batches; a setting left unset takes the kind's default.
+
+    features: {"max_buckets": 8, ...} (pipeline/settings.py); the flat names (max_buckets=8) still work,
+    with a deprecation warning, for one release."""
+    target = resolve(kind, data_root)
+    given = (
+        settings.collect("features", features) | deprecated(flat, {"features": FeatureSettings})["features"]
+    )
+    cfg = checks.check_features(target, given)
+    manifest = build_feature_set(target, cfg)
+    summary = {k: manifest[k] for k in target.family.summary_keys}
     artifacts.features_table(kind, summary)
     return summary
 
@@ -219,49 +202,36 @@ def features_flow(
 def train_flow(
     kind: str,
     data_root: str | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    patience: int | None = None,
-    class_weighting: bool | None = None,
-    device: str | None = None,
-    seed: int | None = None,
-    model_options: dict | None = None,
-    nproc: int = 1,
-    nnodes: int = 1,
-    node_rank: int = 0,
-    rdzv_endpoint: str | None = None,
-    resume: bool = False,
-    amp: bool | None = None,
-    pin_memory: bool | None = None,
-    refresh_features: bool = False,
-    reference: bool | None = None,
-    schedule: str | None = None,
-    weight_decay: float | None = None,
-    blend: bool | None = None,
+    train: TrainOverrides | None = None,
+    model: ModelSettings | None = None,
+    launch: LaunchSettings | None = None,
+    **flat,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.
 
-    Features older than bronze (batches ingested or removed since) are rebuilt first, with the same
-    settings, when refresh_features (the deployments set it; not with resume or nnodes > 1); otherwise
-    the run warns that it trains on a stale feature set, in its log, its artifact and its result.
+    train, model, launch: the settings tree's sections (models/config.py), e.g. train={"epochs": 2},
+    model={"hidden_size": 64}, launch={"nproc": 2}; unset fields take the kind's family defaults, then
+    $RNNFLOW_<SECTION>_<FIELD>. The flat names of the previous release (epochs=2, model_options={...},
+    nproc=2) still work, with a deprecation warning.
 
-    nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the same
-    flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue from
-    the last complete checkpoint of the interrupted training. Settings left None take the kind's
-    family defaults (models.config.FAMILY_DEFAULTS), then TrainConfig's.
+    Features older than bronze (batches ingested or removed since) are rebuilt first, with the same
+    settings, when launch.refresh_features (the deployments set it; not with resume or nnodes > 1);
+    otherwise the run warns that it trains on a stale feature set, in its log, its artifact and its result.
+    launch.nproc > 1 or nnodes > 1: torch DDP launched by torchrun (gloo on CPU, nccl on CUDA); run the
+    same flow on every node with its node_rank and node 0's rdzv_endpoint HOST:PORT. resume: continue
+    from the last complete checkpoint of the interrupted training.
     """
-    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed}
-    settings |= {"class_weighting": class_weighting, "device": device, "amp": amp, "pin_memory": pin_memory}
-    settings |= {"reference": reference, "schedule": schedule, "weight_decay": weight_decay, "blend": blend}
-    ddp = {"nproc": nproc, "nnodes": nnodes, "node_rank": node_rank, "rdzv_endpoint": rdzv_endpoint}
-    run = {"resume": resume, "refresh_features": refresh_features}
-    cfg = checks.check_train(kind, data_root, settings, model_options or {}, ddp | run)
+    target = resolve(kind, data_root)
+    old = deprecated(flat, {"train": TrainConfig, "model": ModelSettings, "launch": LaunchSettings})
+    train_values = settings.collect("train", train) | old["train"]
+    model_options = settings.collect("model", model) | old["model"]
+    run = LaunchSettings(**(settings.collect("launch", launch) | old["launch"]))
+    cfg = checks.check_train(target, train_values, model_options, run)
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its
     # own version at once, so multi-node trainings use the features built beforehand.
-    if refresh_features and not resume and nnodes == 1:
-        fresh_features(kind, data_root)
-    stale = stale_reason(Layout.of(kind, data_root))
+    if run.refresh_features and not run.resume and run.nnodes == 1:
+        fresh_features(target)
+    stale = stale_reason(target.layout)
     if stale:
         get_run_logger().warning(
             "training on stale features: %s; rebuild them with `rnnflow features %s` "
@@ -269,32 +239,55 @@ def train_flow(
             stale,
             kind,
         )
-    report = train_model(kind, data_root, cfg, model_options or {}, ddp | {"resume": resume})
+    report = train_model(target, cfg, model_options, run)
     report["features_stale"] = stale
     if "run_id" in report:
         artifacts.train_table(kind, report)
     return report
 
 
-def fresh_features(kind: str, data_root: str | None) -> None:
+def deprecated(flat: dict, sections: dict[str, type]) -> dict[str, dict]:
+    """The previous release's flat parameters, sorted into their sections, with a warning that names the
+    new form; an unknown name is one line naming it."""
+    out = {section: {} for section in ("train", "model", "features", "launch")}
+    for name, value in flat.items():
+        if name == "model_options" and "model" in sections:
+            out["model"] |= settings.given(value)
+            continue
+        section = next((s for s, cls in sections.items() if name in cls.model_fields), None)
+        if section is None:
+            known = ", ".join(sections)
+            raise ValueError(
+                f"unknown parameter {name!r}; settings go in {known}, e.g. train={{'epochs': 2}}"
+            )
+        if value is not None:
+            out[section][name] = value
+    if flat:
+        where = {n: next((s for s, c in sections.items() if n in c.model_fields), "model") for n in flat}
+        moved = ", ".join(f"{n} -> {s}={{{n!r}: ...}}" for n, s in where.items())
+        message = f"flat settings parameters are deprecated (gone in the next release); pass {moved}"
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        get_run_logger().warning("%s", message)
+    return out
+
+
+def fresh_features(target: Target) -> None:
     """Rebuild the feature set, with the settings of the current one, when bronze has changed since."""
-    layout = Layout.of(kind, data_root)
+    layout = target.layout
     reason = stale_reason(layout)
     if reason is None:
         return
     get_run_logger().info("%s: building features first", reason)
-    settings = {}
+    features = {}
     if (layout.features / "LATEST").exists():
         config = latest_features(layout)[1]["config"]
-        names = ("max_buckets", "min_freq", "max_tokens", "split_ratios", "lookback", "target")
-        settings = {k: v for k, v in config.items() if k in names}
-    features_flow(kind, data_root, **settings)
+        features = {k: v for k, v in config.items() if k in FeatureSettings.model_fields}
+    features_flow(target.kind, target.data_root, features=features)
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_model(kind: str, input_path: str, model_uri: str, data_root: str | None) -> dict:
-    spec = get_kind(kind)
-    return scorer_of(spec.family).evaluate(spec, Layout.of(kind, data_root), input_path, model_uri)
+def evaluate_model(target: Target, input_path: str, model_uri: str) -> dict:
+    return target.scorer().evaluate(target.spec, target.layout, input_path, model_uri)
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{kind}", log_prints=True)
@@ -304,22 +297,23 @@ def evaluate_flow(
 ) -> dict:
     """Score a labelled file with a pinned version (default: the champion), beside its training's
     TF-IDF reference and the file's majority class; logged as an MLflow evaluation run."""
-    spec = get_kind(kind)
-    if scorer_of(spec.family).evaluate is None:
-        raise ValueError(f"evaluate {kind}: the {spec.family} family cannot be evaluated on a file yet")
-    report = evaluate_model(kind, input_path, model_uri or f"models:/{spec.model_name}@champion", data_root)
+    target = resolve(kind, data_root)
+    if target.scorer().evaluate is None:
+        raise ValueError(
+            f"evaluate {kind}: the {target.spec.family} family cannot be evaluated on a file yet"
+        )
+    report = evaluate_model(target, input_path, model_uri or target.champion)
     artifacts.evaluation_table(kind, input_path, report)
     return report
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
-def repackage_version(kind: str, model_uri: str, data_root: str | None) -> dict:
+def repackage_version(target: Target, model_uri: str) -> dict:
     from models import tracking
     from models.repackage import repackage
 
-    layout = Layout.of(kind, data_root)
-    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
-    return repackage(get_kind(kind), model_uri)
+    tracking.configure(target.layout.mlflow_db, target.layout.mlflow_artifacts)
+    return repackage(target.spec, model_uri)
 
 
 @flow(name="repackage", flow_run_name="repackage-{kind}", log_prints=True)
@@ -327,7 +321,8 @@ def repackage_version(kind: str, model_uri: str, data_root: str | None) -> dict:
 def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | None = None) -> dict:
     """Re-register a version packaged with a pickled wrapper (default: the champion) as models from
     code, from its data files alone (nothing is unpickled); its aliases move to the new version."""
-    report = repackage_version(kind, model_uri or f"models:/{get_kind(kind).model_name}@champion", data_root)
+    target = resolve(kind, data_root)
+    report = repackage_version(target, model_uri or target.champion)
     get_run_logger().info(
         "%s v%d re-registered as v%d; aliases moved: %s",
         report["model_name"],
@@ -339,26 +334,24 @@ def repackage_flow(kind: str, model_uri: str | None = None, data_root: str | Non
 
 
 @task(cache_policy=NO_CACHE)
-def drift_plot(kind: str, start: str, end: str, data_root: str | None, plot: str | None) -> dict:
+def drift_plot(target: Target, start: str, end: str, plot: str | None) -> dict:
     """The daily drift metrics from start to end as a table, and their trend as a PNG written under the
     data root (reports/) unless `plot` names a file."""
     import tempfile
 
-    import polars as pl
-
     from models.plots import drift_trend
     from pipeline import monitoring, storage
 
-    layout = Layout.of(kind, data_root)
+    kind, layout = target.kind, target.layout
     frame = monitoring.history(layout, start, end)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         table = str(monitoring.wide(frame))
-    target = plot or layout.reports / f"drift-{kind}-{start}-{end}.png"
+    destination = plot or layout.reports / f"drift-{kind}-{start}-{end}.png"
     with tempfile.TemporaryDirectory() as tmp:
         drawn = drift_trend(frame, kind, Path(tmp) / "trend.png")
-        storage.write_bytes_atomic(drawn.read_bytes(), objectstore.as_path(str(target)))
+        storage.write_bytes_atomic(drawn.read_bytes(), objectstore.as_path(str(destination)))
     days = frame.select("ds", "day_verdict").unique().sort("ds")
-    return {"table": table, "days": {str(d): v for d, v in days.iter_rows()}, "plot": str(target)}
+    return {"table": table, "days": {str(d): v for d, v in days.iter_rows()}, "plot": str(destination)}
 
 
 @flow(name="drift", flow_run_name="drift-{kind}-{start}-{end}", log_prints=True)
@@ -368,7 +361,7 @@ def drift_flow(
 ) -> dict:
     """The daily drift verdicts and metrics of the days scored from start to end: a table (also as an
     artifact) and a PNG of the trend under the data root's reports/."""
-    result = drift_plot(kind, start, end, data_root, plot)
+    result = drift_plot(resolve(kind, data_root), start, end, plot)
     artifacts.drift_history(kind, start, end, result)
     return {"kind": kind, **result}
 
@@ -395,11 +388,25 @@ def score_flow(
     The partition and its drift report are published together; an input with no row to score fails
     and leaves the day as it was, unless allow_empty. ray_address (else $RNNFLOW_RAY_ADDRESS): score the
     day in shards on that Ray cluster (text kinds); None scores it in this process."""
-    spec = get_kind(kind)
+    target = resolve(kind, data_root)
+    return score_day_of(target, input_path, ds, model_uri, drift_thresholds, allow_empty, ray_address)
+
+
+def score_day_of(
+    target: Target,
+    input_path: str | None,
+    ds: str,
+    model_uri: str | None,
+    drift_thresholds: dict | None,
+    allow_empty: bool,
+    ray_address: str | None,
+):
+    """score_flow's steps, as tasks of the calling flow run (score_flow's, or a deployment's score-day)."""
+    kind = target.kind
     ray_address = checks.check_ray(ray_address)
-    ds, pinned = check_request(kind, input_path, ds, model_uri, data_root)
-    inputs, rejected = read_input(kind, input_path, ds, data_root, allow_empty)
-    resolved, model = load_model(kind, pinned.uri, data_root)
+    ds, pinned = check_request(target, input_path, ds, model_uri)
+    inputs, rejected = read_input(target, input_path, ds, allow_empty)
+    resolved, model = load_model(target, pinned.uri)
     get_run_logger().info(
         "scoring with %s v%d, resolved from %s (MLflow run %s)",
         resolved.name,
@@ -407,15 +414,15 @@ def score_flow(
         pinned.requested,
         resolved.run_id,
     )
-    day, sample, counts = score_rows(kind, model, inputs, ds, resolved, data_root, ray_address)
+    day, sample, counts = score_rows(target, model, inputs, ds, resolved, ray_address)
     try:
         rows = counts["rows"]
-        drifted = drift_report(kind, model, inputs, sample, rows, ds, resolved, drift_thresholds)
-        path = publish_day(day, drifted, kind, ds, data_root)
+        drifted = drift_report(target, model, inputs, sample, rows, ds, resolved, drift_thresholds)
+        path = publish_day(day, drifted, target, ds)
     except BaseException:
         day.discard()
         raise
-    monitoring_run = log_drift(kind, resolved, ds, drifted, data_root)
+    monitoring_run = log_drift(target, resolved, ds, drifted)
     logger = get_run_logger()
     logger.info("wrote %d rows scored by %s v%d -> %s", rows, resolved.name, resolved.version, path)
     if rejected:
@@ -434,7 +441,7 @@ def score_flow(
         "drift_metrics": {k: m["verdict"] for k, m in drifted.get("metrics", {}).items()},
         "monitoring_run_id": monitoring_run,
     }
-    artifacts.score_table(kind, ds, scorer_of(spec.family).input_label(input_path), report)
+    artifacts.score_table(kind, ds, target.scorer().input_label(input_path), report)
     artifacts.drift_table(kind, ds, drifted)
     flagged = {
         k: m["value"] for k, m in drifted.get("metrics", {}).items() if m["verdict"] in ("warn", "alert")

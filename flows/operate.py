@@ -15,11 +15,11 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flows import artifacts
-from flows.kind_flows import ingest_flow, score_flow, train_flow
+from flows.kind_flows import ingest_flow, score_day_of, train_flow
 from flows.retry import fails_in_one_line, io_task_options
+from flows.target import Target, resolve
 from pipeline import objectstore
-from pipeline.kinds import KINDS, get_kind
-from pipeline.layout import Layout
+from pipeline.kinds import KINDS
 from pipeline.predictions import parse_ds
 from pipeline.storage import partition_rows, read_drift
 
@@ -33,11 +33,11 @@ def scheduled_date(timezone: str = "UTC") -> str:
     return datetime.fromisoformat(str(start)).astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def input_partition(kind: str, ds: str, data_root: str | None) -> str | None:
+def input_partition(target: Target, ds: str) -> str | None:
     """Where a day's input lands: incoming/<kind>/ds=<ds>/ (text kinds). Prices read the ingested bars."""
-    if not get_kind(kind).daily_input:
+    if not target.spec.daily_input:
         return None
-    return str(Layout.of(kind, data_root).incoming / f"ds={ds}")
+    return str(target.layout.incoming / f"ds={ds}")
 
 
 def _day_run_name() -> str:
@@ -77,7 +77,8 @@ def score_day(
     if ds is None:
         ds = (date.fromisoformat(scheduled_date(timezone)) - timedelta(days=days_back)).isoformat()
     ds = parse_ds(ds)
-    source = input_partition(kind, ds, data_root)
+    target = resolve(kind, data_root)
+    source = input_partition(target, ds)
     if source is not None and not _has_parquet(source):
         reason = f"no input partition: expected Parquet files under {source}"
         get_run_logger().warning("skipping %s ds=%s: %s", kind, ds, reason)
@@ -85,7 +86,7 @@ def score_day(
         result = {"kind": kind, "ds": ds, "status": "skipped", "reason": reason}
         return Completed(name="Skipped", message=reason, data=result)
     # the score flow's steps, as tasks of this run: one flow run per scored day, not a run and a subflow
-    report = score_flow.fn(kind, source, ds, model_uri, data_root, drift_thresholds, allow_empty, ray_address)
+    report = score_day_of(target, source, ds, model_uri, drift_thresholds, allow_empty, ray_address)
     if isinstance(report, State) and report.is_failed():  # a user's error, as one line
         return report
     if isinstance(report, State):  # a drift alert: scored and written, and the run's state says Drift
@@ -103,10 +104,10 @@ def _has_parquet(folder: str) -> bool:
 
 
 @task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
-def pin_model(kind: str, model_uri: str, data_root: str | None):
+def pin_model(target: Target, model_uri: str):
     from models import tracking  # mlflow: loaded by the runs that score
 
-    layout = Layout.of(kind, data_root)
+    layout = target.layout
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return tracking.resolve(model_uri)
 
@@ -140,13 +141,13 @@ def backfill(
         raise ValueError(
             f"backfill of {days} days from {start} to {end}: at most {MAX_BACKFILL_DAYS} per run"
         )
-    spec = get_kind(kind)
-    resolved = pin_model(kind, model_uri or f"models:/{spec.model_name}@champion", data_root)
+    target = resolve(kind, data_root)
+    resolved = pin_model(target, model_uri or target.champion)
     logger = get_run_logger()
     logger.info("backfill %s %s..%s (%d days) with %s", kind, first, last, days, resolved.uri)
     dates = [(first + timedelta(days=offset)).isoformat() for offset in range(days)]
     if fan_out:
-        rows = fan_out_days(kind, dates, resolved.uri, data_root, fan_out)
+        rows = fan_out_days(target, dates, resolved.uri, data_root, fan_out)
     else:
         rows = [score_here(kind, ds, resolved.uri, data_root, ray_address) for ds in dates]
     artifacts.backfill_table(kind, [{**r, "model": f"{resolved.name} v{resolved.version}"} for r in rows])
@@ -155,7 +156,7 @@ def backfill(
         raise RuntimeError(f"backfill {kind}: {len(failed)} of {days} days failed: {failed}; re-run them")
     skipped = [r["ds"] for r in rows if r["status"] == "skipped"]
     if len(skipped) == days:  # nothing was scored: not a plain green "Completed"
-        message = f"all {days} days skipped: no input partition under {input_partition(kind, '*', data_root)}"
+        message = f"all {days} days skipped: no input partition under {input_partition(target, '*')}"
         logger.warning("backfill %s: %s", kind, message)
         return Completed(name="Skipped", message=message, data=rows)
     alerts = [r["ds"] for r in rows if r.get("drift") == "alert"]
@@ -182,12 +183,14 @@ def score_here(kind: str, ds: str, model_uri: str, data_root: str | None, ray_ad
 
 
 def fan_out_days(
-    kind: str, dates: list[str], model_uri: str, data_root: str | None, at_once: int
+    target: Target, dates: list[str], model_uri: str, data_root: str | None, at_once: int
 ) -> list[dict]:
-    """Each day a run of score-<kind>/daily, at most `at_once` in flight -> the backfill rows, in order."""
+    """Each day a run of score-<kind>/daily, at most `at_once` in flight -> the backfill rows, in order.
+    data_root is passed on as given: each day's run resolves it on its worker."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
+    kind = target.kind
     name, logger = f"score-{kind}/daily", get_run_logger()
     waiting, running, finished = list(dates), {}, {}
     with get_client(sync_client=True) as client:
@@ -202,32 +205,45 @@ def fan_out_days(
             for ds, run_id in list(running.items()):
                 state = client.read_flow_run(run_id).state
                 if state is not None and state.is_final():
-                    finished[ds] = day_row(kind, ds, state, data_root)
+                    finished[ds] = day_row(target, ds, state)
                     del running[ds]
     return [finished[ds] for ds in dates]
 
 
-def day_row(kind: str, ds: str, state, data_root: str | None) -> dict:
+def day_row(target: Target, ds: str, state) -> dict:
     """A fanned-out day's backfill row, from its final state and its partition."""
     if state.name == "Skipped":
         return {"ds": ds, "status": "skipped", "rows": None, "detail": state.message}
     if not state.is_completed():
         return {"ds": ds, "status": "failed", "rows": None, "detail": state.message or state.name}
-    layout = Layout.of(kind, data_root)
+    layout = target.layout
     rows, drifted = partition_rows(layout, ds), read_drift(layout, ds)
     row = {"ds": ds, "status": "scored", "rows": rows, "detail": str(layout.prediction_partition(ds))}
     return row | {"drift": drifted["verdict"] if drifted else None}
 
 
-# One flow name per kind, so deployments read `score-names/daily`, `train-prices/weekly`, ...:
-# ingest_<kind>, train_<kind> and score_<kind> exist for every declared kind (entrypoints of deploy.py).
+# One flow per kind and step, so deployments read `score-names/daily`, `train-prices/weekly`, ...: the
+# entry points of deploy.py.
+def per_kind(flow_object, kind: str):
+    step = flow_object.name.removesuffix("-day")  # score-day -> score-<kind>
+    return flow_object.with_options(name=f"{step}-{kind}")
+
+
+ingest_names, train_names, score_names = (per_kind(f, "names") for f in (ingest_flow, train_flow, score_day))
+ingest_reviews, train_reviews, score_reviews = (
+    per_kind(f, "reviews") for f in (ingest_flow, train_flow, score_day)
+)
+ingest_prices, train_prices, score_prices = (
+    per_kind(f, "prices") for f in (ingest_flow, train_flow, score_day)
+)
 PER_KIND = {"ingest": ingest_flow, "train": train_flow, "score": score_day}
 
 
 def __getattr__(name: str):
+    """The same flows for a kind declared with register_kind ($RNNFLOW_KINDS), e.g. train_toys."""
     step, _, kind = name.partition("_")
     if step in PER_KIND and kind in KINDS:
-        flow_object = PER_KIND[step].with_options(name=f"{step}-{kind}")
+        flow_object = per_kind(PER_KIND[step], kind)
         globals()[name] = flow_object
         return flow_object
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,58 +1,105 @@
-"""Training settings: TrainConfig and each model family's departures from it, the one source of the
-defaults that the CLI, the flows and the deployments show and use. Light: no torch here."""
+"""The settings tree: training, model and launch settings (features: pipeline/settings.py), each field's
+default and help written once here; the CLI, the flows' parameters, deployments, settings files and
+RNNFLOW_<SECTION>_<FIELD> variables all read these. Light: no torch here."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from pipeline.settings import Settings
 
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("constant", "onecycle")
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    patience: int = 3  # epochs without a better validation metric before stopping
-    class_weighting: bool = False  # weight the loss by inverse training-class frequency
-    device: str = "auto"
-    seed: int = 0
-    amp: bool = True  # CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler
-    pin_memory: bool = True  # CUDA only: page-locked batches, copied without blocking
-    # Train the obvious baseline beside the model (text: the TF-IDF reference; prices: persistence is
-    # always measured) and refuse `champion` to a model that loses to it on validation. False: the
-    # champion rule compares with the incumbent only (a deliberate opt-out, recorded in the run).
-    reference: bool = True
-    schedule: str = "constant"  # "onecycle": warm up to lr, then anneal, over all epochs' steps
-    # Text kinds: the packaged model averages the RNN's probabilities with its TF-IDF reference's, the
-    # reference's share (0.2-0.8) picked on validation; False ships the RNN alone. Needs `reference`.
-    blend: bool = True
-    # torch intra-op threads per process (each DDP rank); None: models/threads.py's default, the CPUs
-    # this process may use shared by the processes running at once (1 on a machine of 2 CPUs or fewer)
-    threads: int | None = None
+class TrainConfig(Settings):
+    """Training: the loop, the optimiser and the champion rule's reference."""
 
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} (--{name.replace('_', '-')}) must be >= 1, got {getattr(self, name)}"
-                )
-        if self.lr <= 0:
-            raise ValueError(f"lr (--lr) must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay (--weight-decay) must be >= 0, got {self.weight_decay}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1 (or None for the default), got {self.threads}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+    section: ClassVar[str] = "train"
+    epochs: int = Field(8, ge=1, description="maximum epochs; early stopping may end sooner")
+    batch_size: int = Field(64, ge=1, description="examples per optimiser step")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="clip the gradients' global norm to this")
+    patience: int = Field(3, ge=1, description="epochs without a better validation metric before stopping")
+    class_weighting: bool = Field(False, description="weight the loss by inverse training-class frequency")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when there is one")
+    seed: int = Field(0, description="seed for initialisation, shuffling and dropout")
+    amp: bool = Field(
+        True, description="CUDA only: autocast to bf16 where supported, else fp16 with a grad scaler"
+    )
+    pin_memory: bool = Field(True, description="CUDA only: page-locked batches, copied without blocking")
+    reference: bool = Field(
+        True,
+        description="train the obvious baseline beside the model (text: the TF-IDF reference; prices: "
+        "persistence is always measured) and refuse champion to a model that loses to it; off: champion "
+        "needs only to beat the incumbent",
+    )
+    schedule: Literal["constant", "onecycle"] = Field(
+        "constant", description="learning rate: constant, or one-cycle up to lr and down over all epochs"
+    )
+    blend: bool = Field(
+        True,
+        description="text kinds: ship the RNN's probabilities averaged with its TF-IDF reference's (share "
+        "picked on validation); off ships the RNN alone; needs reference",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads per process (each DDP rank); unset: $RNNFLOW_THREADS, else the CPUs "
+        "this process may use shared by $RNNFLOW_CONCURRENCY runs (1 on 2 CPUs or fewer)",
+    )
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+TrainSettings = TrainConfig
+
+
+class ModelSettings(Settings):
+    """The recurrent model; unset fields take the family's defaults (MODEL_DEFAULTS) or the kind's."""
+
+    section: ClassVar[str] = "model"
+    model: Literal["rnn", "tfidf", "ngram"] | None = Field(
+        None,
+        description="text kinds: the recurrent model (rnn) or the TF-IDF logistic regression alone (tfidf; "
+        "ngram is its former name)",
+    )
+    hidden_size: int | None = Field(None, ge=1, description="recurrent state size")
+    embed_dim: int | None = Field(None, ge=1, description="text only: token embedding size")
+    num_layers: int | None = Field(None, ge=1, description="stacked recurrent layers")
+    bidirectional: bool | None = Field(None, description="text only: a backward direction as well")
+    dropout: float | None = Field(None, ge=0, lt=1, description="dropout share")
+    cell: Literal["gru", "lstm"] | None = Field(None, description="recurrent cell")
+    pack: bool | None = Field(None, description="text only: packed sequences, not exact-length buckets")
+    pooling: Literal["last", "meanmax"] | None = Field(
+        None, description="text only: mean+max over the real steps, or the last real step"
+    )
+    members: int | None = Field(
+        None,
+        ge=1,
+        description="text only: independently initialised RNNs trained side by side, their probabilities "
+        "averaged (1 trains in about 40 percent of the time of 3)",
+    )
+
+    def options(self) -> dict:
+        """The fields given, as the families' jobs take them (their model_options)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class LaunchSettings(Settings):
+    """How a training runs: in this process, or torch DDP via torchrun on one or more nodes."""
+
+    section: ClassVar[str] = "launch"
+    nproc: int = Field(1, ge=1, description="processes on this node (1: train in-process)")
+    nnodes: int = Field(1, ge=1, description="nodes in the training")
+    node_rank: int = Field(0, ge=0, description="this node's rank, 0..nnodes-1")
+    rdzv_endpoint: str | None = Field(None, description="HOST:PORT of node 0 (needed with nnodes > 1)")
+    resume: bool = Field(False, description="continue from the last complete checkpoint")
+    refresh_features: bool = Field(
+        False,
+        description="first rebuild the features (same settings) if bronze changed since they were built",
+    )
 
 
 # What differs from TrainConfig's defaults per model family: the text RNNs train longer, on a one-cycle
@@ -60,14 +107,31 @@ class TrainConfig:
 FAMILY_DEFAULTS = {"text": {"epochs": 12, "schedule": "onecycle", "weight_decay": 0.05}, "prices": {}}
 
 
-# Model options a family's training uses unless given, over its model config's own defaults (which older
-# packaged versions load with): text trains three RNN members, averaged (bench/model_selection.py: the
-# best of six configurations on average over five datasets, at about 2.4x the training time of one).
-MODEL_DEFAULTS = {"text": {"members": 3}, "prices": {}}
+# The model each family trains unless told otherwise (num_layers: the kind's TextKind.rnn_layers, else 1;
+# model: rnn). text trains three RNN members, averaged (bench/model_selection.py: the best of six
+# configurations on average over five datasets, at about 2.4x the training time of one). The model
+# configs' own defaults (models/*/rnn.py) are the packaged format's: what older versions load with.
+MODEL_DEFAULTS = {
+    "text": {"embed_dim": 128, "hidden_size": 128, "bidirectional": True, "dropout": 0.3, "cell": "gru"}
+    | {"pack": False, "pooling": "meanmax", "members": 3},
+    "prices": {"hidden_size": 64, "num_layers": 1, "dropout": 0.0, "cell": "lstm"},
+}
 
 
 # TrainConfig settings a family's training does not use (left out of its MLflow params).
 FAMILY_UNUSED = {"prices": ("blend", "class_weighting")}
+
+# The model options each family's model takes (ModelSettings' fields).
+MODEL_OPTIONS = {
+    "text": set(ModelSettings.model_fields),
+    "prices": {"hidden_size", "num_layers", "dropout", "cell"},
+}
+
+
+def kind_model_defaults(kind) -> dict:
+    """The model a kind trains unless told otherwise: its family's, with a text kind's own layers."""
+    own = {"num_layers": kind.rnn_layers} if hasattr(kind, "rnn_layers") else {}
+    return MODEL_DEFAULTS[kind.family] | own
 
 
 def train_params(family: str, cfg: TrainConfig) -> dict:
@@ -79,14 +143,6 @@ def train_config(family: str, **given) -> TrainConfig:
     """The TrainConfig for a family: given values (None = not given) over the family's defaults."""
     values = FAMILY_DEFAULTS[family] | {k: v for k, v in given.items() if v is not None}
     return TrainConfig(**values)
-
-
-# The model options each family's model takes (the CLI's --hidden-size etc., a deployment's model_options).
-MODEL_OPTIONS = {
-    "text": {"hidden_size", "embed_dim", "num_layers", "bidirectional", "dropout", "cell", "pack", "pooling"}
-    | {"members", "model"},
-    "prices": {"hidden_size", "num_layers", "dropout", "cell"},
-}
 
 
 def check_model_options(family: str, options: dict) -> dict:
@@ -102,4 +158,19 @@ def check_model_options(family: str, options: dict) -> dict:
             raise ValueError(f"{flag[name]} {options[name]}: give 1 or more")
     if "dropout" in options and not 0.0 <= options["dropout"] < 1.0:
         raise ValueError(f"--dropout {options['dropout']}: give a share in [0, 1)")
+    ModelSettings(**options)  # types and choices
     return options
+
+
+def overrides(cls: type[Settings]) -> type[BaseModel]:
+    """`cls` with every field optional (None: the kind's default): what a flow takes as a parameter, so
+    the Prefect UI's form leaves a setting empty unless it is given, and the family's default applies."""
+    fields = {
+        name: (info.annotation | None, Field(None, description=info.description))
+        for name, info in cls.model_fields.items()
+    }
+    config = ConfigDict(extra="forbid")
+    return create_model(f"{cls.__name__.removesuffix('Config')}Overrides", __config__=config, **fields)
+
+
+TrainOverrides = overrides(TrainConfig)
