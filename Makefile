@@ -10,6 +10,10 @@ DATA_ROOT ?= data
 ROOT_ARG = $(if $(findstring ://,$(DATA_ROOT)),$(DATA_ROOT),$(abspath $(DATA_ROOT)))
 TEST_WORKERS ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# flows/__init__.py's PREFECT_DEFAULTS, for the servers, workers and flow-run processes started here
+export PREFECT_LOGGING_EXTRA_LOGGERS ?= rnnflow
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
+export MLFLOW_DISABLE_TELEMETRY ?= true
 # a new ephemeral API creates its database first: ~15 s on 2 idle cores, past Prefect's 20 s when busy
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PYTHONUNBUFFERED := 1

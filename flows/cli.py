@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 
-from flows import checks, drift_view, settings
+from flows import checks, drift_view, prefect_defaults, settings
 from flows.target import resolve
 from models.launch import RankFailed
 from pipeline.kinds import KINDS
@@ -299,6 +299,7 @@ def quiet_tracebacks(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefect_defaults()  # before prefect is imported (it is, late, by the flows)
     args = build_parser().parse_args(argv)
     args.verbose = args.verbose or os.environ.get("RNNFLOW_DEBUG", "") not in ("", "0")
     if args.data_root:

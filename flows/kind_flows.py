@@ -12,11 +12,18 @@ from flows import artifacts, checks, route_library_logs, settings
 from flows.retry import fails_in_one_line, io_task_options
 from flows.target import Target, resolve
 from models import cluster
-from models.config import LaunchSettings, ModelSettings, TrainConfig, TrainOverrides
+from models.config import (
+    LaunchOverrides,
+    LaunchSettings,
+    ModelOverrides,
+    ModelSettings,
+    TrainConfig,
+    TrainOverrides,
+)
 from models.launch import torchrun
 from pipeline import commit, drift, objectstore
 from pipeline.ingest import ingest
-from pipeline.settings import FeatureSettings
+from pipeline.settings import FeatureOverrides, FeatureSettings
 from pipeline.storage import PART_FILE, PartitionWriter, latest_features, score_commit, stale_reason
 
 route_library_logs()
@@ -179,7 +186,7 @@ def ingest_flow(
 @flow(name="features", flow_run_name="features-{kind}", log_prints=True)
 @fails_in_one_line
 def features_flow(
-    kind: str, data_root: str | None = None, features: FeatureSettings | None = None, **flat
+    kind: str, data_root: str | None = None, features: FeatureOverrides | None = None, **flat
 ) -> dict:
     """Text: vocabularies, splits, length-bucketed shards. Prices: dated windows and a training-period
     scaler. Built from all bronze batches; a setting left unset takes the kind's default.
@@ -203,8 +210,8 @@ def train_flow(
     kind: str,
     data_root: str | None = None,
     train: TrainOverrides | None = None,
-    model: ModelSettings | None = None,
-    launch: LaunchSettings | None = None,
+    model: ModelOverrides | None = None,
+    launch: LaunchOverrides | None = None,
     **flat,
 ) -> dict:
     """Train on the latest features, log to MLflow, register; `champion` moves only on improvement.

@@ -101,9 +101,11 @@ def kind_defaults(section: str, name: str) -> str:
     if section == "model" and name == "model":
         shown = {k: "rnn" if v == "n/a" and KINDS[k].family == "text" else v for k, v in shown.items()}
     values = list(shown.values())
-    common = max(set(values), key=values.count)
+    common = max(values, key=values.count)  # the first of the most frequent
     if len(set(values)) == 1:
         return common
+    if values.count(common) == 1:  # no two kinds agree
+        return ", ".join(f"{k} {v}" for k, v in shown.items())
     own = [f"{k} {v}" for k, v in shown.items() if v != common]
     return ", ".join(own) + f", else {common}"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import Field
 
-from pipeline.settings import Settings
+from pipeline.settings import Settings, overrides
 
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("constant", "onecycle")
@@ -162,15 +162,7 @@ def check_model_options(family: str, options: dict) -> dict:
     return options
 
 
-def overrides(cls: type[Settings]) -> type[BaseModel]:
-    """`cls` with every field optional (None: the kind's default): what a flow takes as a parameter, so
-    the Prefect UI's form leaves a setting empty unless it is given, and the family's default applies."""
-    fields = {
-        name: (info.annotation | None, Field(None, description=info.description))
-        for name, info in cls.model_fields.items()
-    }
-    config = ConfigDict(extra="forbid")
-    return create_model(f"{cls.__name__.removesuffix('Config')}Overrides", __config__=config, **fields)
-
-
+# What the flows take as parameters: every field optional, no bounds (checked in one line by the run)
 TrainOverrides = overrides(TrainConfig)
+ModelOverrides = overrides(ModelSettings)
+LaunchOverrides = overrides(LaunchSettings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 RULES = {
     "greater_than_equal": "must be >= {ge}",
@@ -72,3 +72,18 @@ class FeatureSettings(Settings):
         description="prices: regress the next log return (a correction to persistence) or the "
         "window-normalised next close",
     )
+
+
+def overrides(cls: type[Settings]) -> type[BaseModel]:
+    """`cls` with every field optional (None: the kind's default) and unbounded: what a flow takes as a
+    parameter, so that the Prefect UI's form leaves a setting empty unless it is given, the family's
+    default applies, and a bad value fails the run with the section's one-line error."""
+    fields = {
+        name: (info.annotation | None, Field(None, description=info.description))
+        for name, info in cls.model_fields.items()
+    }
+    name = cls.__name__.removesuffix("Config").removesuffix("Settings") + "Overrides"
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+FeatureOverrides = overrides(FeatureSettings)

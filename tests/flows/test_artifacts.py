@@ -37,11 +37,11 @@ def test_each_flow_publishes_a_table_and_the_registry_describes_the_model(tmp_pa
     ingested = {r["source"]: r for r in artifact_of(state, "ingest-names")}
     assert ingested[str(csv)]["rows_ok"] == len(rows) and ingested[str(csv)]["rows_quarantined"] == 1
 
-    state = features_flow("names", str(root), max_buckets=4, return_state=True)
+    state = features_flow("names", str(root), features={"max_buckets": 4}, return_state=True)
     assert {r["split"] for r in artifact_of(state, "features-names")} == {"train", "val", "test"}
 
     options = {"hidden_size": 8, "embed_dim": 4}
-    state = train_flow("names", str(root), epochs=1, model_options=options, return_state=True)
+    state = train_flow("names", str(root), train={"epochs": 1}, model=options, return_state=True)
     report = state.result()
     trained = {r["item"]: r["value"] for r in artifact_of(state, "train-names")}
     assert trained["registered model"] == f"names-nationality v{report['version']}"

@@ -24,8 +24,8 @@ from tests.conftest import make_surnames, processes_tagged
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"hidden_size": 16, "embed_dim": 8, "dropout": 0.0}
-RECIPE = {"epochs": 6, "batch_size": 16, "lr": 0.02, "patience": 6, "seed": 7, "model_options": TINY}
-RECIPE["reference"] = False  # DDP is about ranks and runs here, not the champion gate
+# reference off: DDP is about ranks and runs here, not the champion gate
+RECIPE = {"epochs": 6, "batch_size": 16, "lr": 0.02, "patience": 6, "seed": 7, "reference": False}
 
 
 def prepared(tmp_path) -> Path:
@@ -65,21 +65,21 @@ def test_two_ranks_split_every_epoch_a_killed_rank_fails_by_name_and_resume_fini
     """Rank 1 is killed after epoch 2: the task fails naming it, no rank outlives it, checkpoints
     1-2 are complete; --resume trains epochs 3-6 into the same MLflow run. Across both launches the
     two ranks split every epoch, and the result is close to one process's on the same data and seed."""
-    one = train_flow("names", str(prepared(tmp_path / "one")), nproc=1, **RECIPE)
+    one = train_flow("names", str(prepared(tmp_path / "one")), train=RECIPE, model=TINY, launch={"nproc": 1})
     root = prepared(tmp_path / "two")
     trace, tag = tmp_path / "trace", uuid.uuid4().hex
     monkeypatch.setenv("RNNFLOW_TRACE_BATCHES", str(trace))  # each rank's batches, every epoch
     monkeypatch.setenv("RNNFLOW_TEST_TAG", tag)  # marks this test's torchrun and ranks
     monkeypatch.setenv("RNNFLOW_FAULT", "1:2")  # rank 1 is SIGKILLed after epoch 2
     with pytest.raises(RankFailed, match=r"rank 1 ended with exit code -9 \(killed by SIGKILL\)") as failed:
-        train_flow("names", str(root), nproc=2, **RECIPE)
+        train_flow("names", str(root), train=RECIPE, model=TINY, launch={"nproc": 2})
     assert any("epoch 2/6" in line for line in failed.value.last_lines)
     assert processes_tagged(tag) == [], "rank processes outlived the failed task"
     checkpoints = Layout.of("names", root).checkpoints
     assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch-0001.pt", "epoch-0002.pt"]
 
     monkeypatch.delenv("RNNFLOW_FAULT")
-    two = train_flow("names", str(root), nproc=2, resume=True, **RECIPE)
+    two = train_flow("names", str(root), train=RECIPE, model=TINY, launch={"nproc": 2, "resume": True})
     assert two["version"] == 1 and two["epochs_run"] == RECIPE["epochs"]
     assert_each_epoch_split_in_two(root, trace, two["epochs_run"])
     runs, versions = runs_and_versions(root)

@@ -211,9 +211,14 @@ def test_every_commands_bad_input_is_one_stderr_line_before_any_flow(command_ans
 def test_a_deployment_run_fails_with_the_one_line_as_its_state_message(trained, prefect_api):
     from flows.kind_flows import features_flow, train_flow
 
-    state = features_flow("names", data_root=str(trained / "data"), min_freq=0, return_state=True)
+    root = str(trained / "data")
+    state = features_flow("names", data_root=root, features={"min_freq": 0}, return_state=True)
     assert state.is_failed() and state.message == "min_freq (--min-freq) must be >= 1, got 0"
-    state = train_flow("names", data_root=str(trained / "data"), epochs=0, return_state=True)
+    state = train_flow("names", data_root=root, train={"epochs": 0}, return_state=True)
+    assert state.is_failed() and state.message == "epochs (--epochs) must be >= 1, got 0"
+    state = train_flow("names", data_root=root, model={"hidden_size": 0}, return_state=True)
+    assert state.is_failed() and state.message == "--hidden-size 0: give 1 or more"
+    state = train_flow("names", data_root=root, epochs=0, return_state=True)  # last release's flat name
     assert state.is_failed() and state.message == "epochs (--epochs) must be >= 1, got 0"
 
 

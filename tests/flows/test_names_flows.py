@@ -15,14 +15,10 @@ from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
 TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
 # Registry-decision tests compare versions with each other: the TF-IDF reference (which the gate tests
 # in test_reference_gate.py exercise) is switched off, as `rnnflow train --no-reference` does.
-WEAK = {"epochs": 1, "lr": 1e-4, "model_options": TINY, "reference": False}
+WEAK = {"train": {"epochs": 1, "lr": 1e-4, "reference": False}, "model": TINY}
 STRONG = {
-    "epochs": 10,
-    "lr": 0.02,
-    "patience": 10,
-    "batch_size": 16,
-    "model_options": TINY,
-    "reference": False,
+    "train": {"epochs": 10, "lr": 0.02, "patience": 10, "batch_size": 16, "reference": False},
+    "model": TINY,
 }
 
 
@@ -39,7 +35,7 @@ def trained(tmp_path_factory, prefect_api):
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         ingest_flow("names", [str(csv)], str(root))
-        features_flow("names", str(root), max_buckets=8)
+        features_flow("names", str(root), features={"max_buckets": 8})
         reports = [train_flow("names", str(root), **WEAK), train_flow("names", str(root), **STRONG)]
         yield root, reports
 
@@ -195,10 +191,10 @@ def test_champion_from_other_features_is_rescored_on_the_new_validation_split(
     three = tmp_path / "three.csv"
     three.write_text("surname,nationality\n" + "".join(f"{s},{n}\n" for s, n in rows if n == "Japanese"))
     ingest_flow("names", [str(two)], root)
-    features_flow("names", root, max_buckets=8)
+    features_flow("names", root, features={"max_buckets": 8})
     first = train_flow("names", root, **STRONG)
     ingest_flow("names", [str(three)], root)
-    features_flow("names", root, max_buckets=8)
+    features_flow("names", root, features={"max_buckets": 8})
     second = train_flow("names", root, **STRONG)
     # v1's stored 2-class metric would block v2; re-scored, v1 misses every Japanese name
     assert first["best_val_accuracy"] >= second["best_val_accuracy"]
@@ -214,7 +210,7 @@ def test_a_model_of_several_members_is_packaged_and_scores_as_it_was_judged(trai
     from pipeline.text.features import split_texts
 
     root, _ = trained
-    settings = STRONG | {"epochs": 3, "model_options": TINY | {"members": 2}}
+    settings = {"train": STRONG["train"] | {"epochs": 3}, "model": TINY | {"members": 2}}
     report = train_flow("names", str(root), **settings)
     uri = f"models:/names-nationality/{report['version']}"
     registry(root)

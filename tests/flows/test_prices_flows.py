@@ -28,9 +28,13 @@ def trained(tmp_path_factory, prefect_api):
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("RNNFLOW_DATA_ROOT", str(root))
         ingested = ingest_flow("prices", [str(folder)], str(root))
-        features = features_flow("prices", str(root), lookback=5)
-        first = train_flow("prices", str(root), epochs=1, lr=1e-4, model_options=TINY, reference=False)
-        second = train_flow("prices", str(root), epochs=6, lr=3e-3, model_options=TINY, reference=False)
+        features = features_flow("prices", str(root), features={"lookback": 5})
+        first = train_flow(
+            "prices", str(root), train={"epochs": 1, "lr": 1e-4, "reference": False}, model=TINY
+        )
+        second = train_flow(
+            "prices", str(root), train={"epochs": 6, "lr": 3e-3, "reference": False}, model=TINY
+        )
         yield root, ingested, features, (first, second)
 
 

@@ -30,9 +30,12 @@ def reviews_trained(tmp_path_factory, prefect_api):
         assert main([*args, "--data-root", str(root)]) == 0
         # 163 rows make one bucket (features keep two batches of rows per bucket): random-length
         # batches, which this tiny model needs 12 epochs for (8 sufficed with 4 buckets)
-        features = features_flow("reviews", str(root), max_buckets=4)
+        features = features_flow("reviews", str(root), features={"max_buckets": 4})
         report = train_flow(
-            "reviews", str(root), epochs=12, lr=0.02, batch_size=16, patience=12, model_options=TINY
+            "reviews",
+            str(root),
+            train={"epochs": 12, "lr": 0.02, "batch_size": 16, "patience": 12},
+            model=TINY,
         )
         yield root, features, report
 

@@ -344,7 +344,7 @@ def test_ingest_then_the_train_deployment_trains_on_new_features_and_logs_it(sta
     assert wait_for(api, ingested).state.is_completed()
 
     model = json.dumps({"hidden_size": 16, "embed_dim": 8})
-    trained = deployment_run(env, "train-names/weekly", "epochs=2", f"model_options={model}")
+    trained = deployment_run(env, "train-names/weekly", 'train={"epochs": 2}', f"model={model}")
     finished = wait_for(api, trained, timeout=300)
     assert finished.state.is_completed(), finished.state.message
     after = json.loads(latest.read_text())["version"]

@@ -208,7 +208,8 @@ def test_pull_the_code_deployments_run_the_pipeline_on_the_bucket(running, tmp_p
     try:
         run("ingest-names/manual", f"sources={json.dumps([f's3://{stack.bucket}/sources/names.csv'])}")
         model = json.dumps({"hidden_size": 32, "embed_dim": 16})  # tiny; gated on the majority baseline
-        run("train-names/weekly", "epochs=2", "reference=false", f"model_options={model}")
+        train = json.dumps({"epochs": 2, "reference": False})
+        run("train-names/weekly", f"train={train}", f"model={model}")
         run("score-names/daily", f"ds={ONE_DAY[0]}")
         run("backfill/scores", "kind=names", f"start={min(DAYS)}", f"end={max(DAYS)}")
     finally:
