@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> dict:
     checks.check_data_root(args.command, root)  # so is an s3:// root with a missing bucket or bad credentials
     check(args, root)
     # imported late (with prefect, whose import sets up its console logging): --help and errors stay fast
-    from flows import kind_flows, recovery  # noqa: F401
+    from flows import kind_flows, recovery, score_flows  # noqa: F401
 
     quiet_tracebacks(args.verbose)
     try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def run_flow(args: argparse.Namespace, root: str | None) -> dict:
-    from flows import demo, kind_flows
+    from flows import demo, kind_flows, score_flows
     from flows.kind_flows import of_kind
 
     if args.command == "ingest":
@@ -248,14 +248,14 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         given = args.settings
         return flow(args.kind, root, train=given["train"], model=given["model"], launch=given["launch"])
     if args.command == "score":
-        flow = of_kind(kind_flows.score_flow, args.kind)
+        flow = of_kind(score_flows.score_flow, args.kind)
         return flow(
             args.kind, args.input, args.ds, args.model, root, args.thresholds, args.allow_empty, args.ray
         )
     if args.command == "evaluate":
-        return of_kind(kind_flows.evaluate_flow, args.kind)(args.kind, args.input, args.model, root)
+        return of_kind(score_flows.evaluate_flow, args.kind)(args.kind, args.input, args.model, root)
     if args.command == "repackage":
-        return of_kind(kind_flows.repackage_flow, args.kind)(args.kind, args.model, root)
+        return of_kind(score_flows.repackage_flow, args.kind)(args.kind, args.model, root)
     if args.command == "drift":
         return drift_view.run(args)
     result = demo.demo_flow(

@@ -9,9 +9,10 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.kind_flows import features_flow, ingest_flow, of_kind, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, of_kind, train_flow
 from flows.operate import backfill
 from flows.retry import fails_in_one_line
+from flows.score_flows import score_flow
 from flows.target import resolve
 from pipeline.layout import Layout, resolve_data_root
 from pipeline.storage import latest_features

@@ -53,7 +53,8 @@ def check(target, start: str, end: str) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """The drift flow (its table on stdout, its plot under the data root or at --plot)."""
-    from flows.kind_flows import drift_flow, of_kind
+    from flows.kind_flows import of_kind
+    from flows.score_flows import drift_flow
 
     result = of_kind(drift_flow, args.kind)(args.kind, args.start, args.end, args.data_root, args.plot)
     print(result.pop("table"))

@@ -15,8 +15,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flows import artifacts
-from flows.kind_flows import ingest_flow, score_day_of, train_flow
+from flows.kind_flows import ingest_flow, train_flow
 from flows.retry import fails_in_one_line, io_task_options
+from flows.score_flows import score_day_of
 from flows.target import Target, resolve
 from pipeline import objectstore
 from pipeline.kinds import KINDS

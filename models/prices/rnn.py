@@ -12,16 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.config import MODEL_DEFAULTS
 from models.rnn_common import CELLS, check_config
+
+PRICES = MODEL_DEFAULTS["prices"]
 
 
 @dataclass
 class RNNRegressorConfig:
     input_size: int = 5  # features per day (OHLC relative to the first close, log volume)
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.0
-    cell: str = "lstm"
+    hidden_size: int = PRICES["hidden_size"]  # models/config.py's MODEL_DEFAULTS: one place
+    num_layers: int = PRICES["num_layers"]
+    dropout: float = PRICES["dropout"]
+    cell: str = PRICES["cell"]
 
     def __post_init__(self) -> None:
         check_config(self, ("input_size", "hidden_size", "num_layers"))

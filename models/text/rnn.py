@@ -15,7 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from models.config import MODEL_DEFAULTS
 from models.rnn_common import CELLS, check_config
+
+TEXT = MODEL_DEFAULTS["text"]
 
 POOLINGS = ("last", "meanmax")
 
@@ -24,15 +27,17 @@ POOLINGS = ("last", "meanmax")
 class RNNClassifierConfig:
     vocab_size: int
     num_classes: int
-    embed_dim: int = 128
-    hidden_size: int = 128
+    # what training uses unless told otherwise is models/config.py's MODEL_DEFAULTS; these defaults are
+    # what a packaged version's stored config lacks (a field added since) loads with
+    embed_dim: int = TEXT["embed_dim"]
+    hidden_size: int = TEXT["hidden_size"]
     num_layers: int = 1  # a kind may default to more (TextKind.rnn_layers: names 2)
-    bidirectional: bool = True
-    dropout: float = 0.3
-    cell: str = "gru"
+    bidirectional: bool = TEXT["bidirectional"]
+    dropout: float = TEXT["dropout"]
+    cell: str = TEXT["cell"]
     pad_id: int = 0
-    pack: bool = False  # packed sequences; slower than exact-length buckets on CPU (bench/)
-    pooling: str = "meanmax"  # mean and max over the real steps; "last": state after the last real step
+    pack: bool = TEXT["pack"]  # packed sequences; slower than exact-length buckets on CPU (bench/)
+    pooling: str = TEXT["pooling"]  # mean and max over the real steps; "last": the last real step's state
     # independently initialised copies trained side by side on the same batches, each on its own loss;
     # the model's prediction is the mean of their probabilities (a deep ensemble in one module)
     members: int = 1

@@ -27,8 +27,10 @@ TARGETS = ("close", "log_return")
 
 @dataclass(frozen=True)
 class PriceFeatureConfig:
-    lookback: int = 7  # trading days per input window
-    target: str = "log_return"  # log(next / last close): 0 is persistence; "close": next / first close - 1
+    lookback: int = PriceKind.lookback  # trading days per input window (the kind's default)
+    target: str = (
+        PriceKind.target
+    )  # log(next / last close): 0 is persistence; "close": next / first close - 1
     split_ratios: tuple[float, float, float] = DEFAULT_RATIOS  # shares of the trading dates, in order
 
     @classmethod

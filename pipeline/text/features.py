@@ -28,7 +28,7 @@ WORD_PATTERN = r"[\w']+|[^\w\s]"  # words (with apostrophes) and single punctuat
 class FeatureConfig:
     split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
     max_buckets: int = 32  # names: one bucket per exact length fits well within this
-    min_freq: int = 1  # tokens seen fewer times in train map to <unk>
+    min_freq: int = TextKind.min_freq  # tokens seen fewer times in train map to <unk> (a kind's default)
     max_vocab: int | None = None
     max_tokens: int | None = None  # longer sequences keep their first max_tokens tokens
     # the training batch the shards are cut for: the padding statistics in the manifest, and a floor of

@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, train_flow
+from flows.score_flows import score_flow
 from tests.conftest import make_surnames
 
 

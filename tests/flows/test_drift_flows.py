@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from flows.cli import main
-from flows.kind_flows import score_flow
 from flows.operate import backfill
+from flows.score_flows import score_flow
 from pipeline.layout import Layout
 from pipeline.storage import latest_features
 from pipeline.text.features import split_texts

@@ -223,7 +223,7 @@ def test_a_deployment_run_fails_with_the_one_line_as_its_state_message(trained, 
 
 
 def test_a_good_request_with_the_alias_column_scores(trained, prefect_api):
-    from flows.kind_flows import score_flow
+    from flows.score_flows import score_flow
 
     report = score_flow("names", str(trained / "ok.csv"), "2026-11-30", data_root=str(trained / "data"))
     assert report["rows"] == 1 and report["rows_unscored"] == 0
@@ -233,7 +233,7 @@ def test_a_flow_fails_on_a_missing_file_without_retrying(trained, prefect_api):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.kind_flows import score_flow
+    from flows.score_flows import score_flow
 
     state = score_flow(
         "names", str(trained / "nope.csv"), "2026-11-30", data_root=str(trained / "data"), return_state=True

@@ -10,7 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, train_flow
+from flows.score_flows import score_flow
 
 TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
 # Registry-decision tests compare versions with each other: the TF-IDF reference (which the gate tests

@@ -11,7 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, train_flow
+from flows.score_flows import score_flow
 from tests.pipeline.test_prices import HEADER, bars, write_ticker_folder
 
 TINY = {"hidden_size": 16}

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flows.kind_flows import features_flow, ingest_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, ingest_flow, train_flow
+from flows.score_flows import score_flow
 from models import packaging
 from models.text.blend import SHARES
 from pipeline.layout import Layout

@@ -9,7 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.cli import main
-from flows.kind_flows import features_flow, score_flow, train_flow
+from flows.kind_flows import features_flow, train_flow
+from flows.score_flows import score_flow
 from tests.flows.test_names_flows import TINY, registry
 from tests.pipeline.test_acl_imdb import write_acl_imdb
 

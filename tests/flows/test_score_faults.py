@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from flows.cli import main
-from flows.kind_flows import score_flow
+from flows.score_flows import score_flow
 from tests.conftest import make_surnames
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def kill_scoring(root: Path, source: Path, ds: str, moment: str, api: str) -> in
         "import os, signal\ndef die():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
         + KILLS[moment]
         + "from models.text import scoring\nscoring.CHUNK_ROWS = 50\n"
-        + "from flows.kind_flows import score_flow\n"
+        + "from flows.score_flows import score_flow\n"
         + f"score_flow('names', {str(source)!r}, {ds!r}, data_root={str(root)!r})\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": api}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from flows.kind_flows import score_flow
+from flows.score_flows import score_flow
 from models.text import scoring as text_scoring
 from pipeline.predictions import RowSample
 from tests.conftest import make_surnames

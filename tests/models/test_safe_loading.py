@@ -15,7 +15,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from flows.kind_flows import score_flow
+from flows.score_flows import score_flow
 from models import checkpoint, packaging, tracking
 from pipeline.layout import Layout
 
@@ -100,7 +100,7 @@ def test_a_planted_pickle_payload_never_runs_and_repackage_rebuilds_the_version_
     assert "python_model.pkl" in err and "never loads" in err
     assert "rnnflow repackage KIND --model models:/names-nationality/2" in err
 
-    from flows.kind_flows import repackage_flow
+    from flows.score_flows import repackage_flow
 
     report = repackage_flow("names", data_root=str(root))
     assert not PWNED.exists()

@@ -12,7 +12,7 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from flows.kind_flows import score_flow  # noqa: E402
+from flows.score_flows import score_flow  # noqa: E402
 from models import cluster as ray_scoring  # noqa: E402
 from pipeline.layout import Layout  # noqa: E402
 from tests.conftest import make_surnames  # noqa: E402
