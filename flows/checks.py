@@ -106,6 +106,26 @@ def check_model(target: Target, model_uri: str):
     return tracking.resolve(model_uri)
 
 
+def check_rollback(target: Target, to_version: int, reason: str) -> None:
+    """The version exists, served before, and a reason is given; nothing is changed here."""
+    from models import promotion, tracking
+
+    tracking.configure(target.layout.mlflow_db, target.layout.mlflow_artifacts)
+    promotion.check_rollback(target.layout, target.spec.model_name, to_version, reason)
+
+
+def as_served(target: Target, ds: str) -> str:
+    """models:/<name>/<version> of the champion that served `ds` (from the promotion history)."""
+    from pipeline import history
+
+    version = history.served_on(target.layout, parse_ds(ds))
+    if version is None:
+        raise LookupError(
+            f"--as-served: no {target.kind} champion had served by {ds} (see `rnnflow history {target.kind}`)"
+        )
+    return f"models:/{target.spec.model_name}/{version}"
+
+
 def check_data_root(command: str, data_root: str | None) -> None:
     """An s3:// data root's bucket answers with these credentials (resolving the root reaches it), and
     a command that needs MLflow has a server to use (SQLite cannot live in a bucket); one line if not."""

@@ -144,7 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a drift threshold, e.g. length_psi=0.2,0.4 (repeatable)",
     )
 
+    p.add_argument(
+        "--as-served",
+        action="store_true",
+        help="score with the version that was champion on DS (from the promotion history), as a backfill "
+        "of old days that reproduces what was served",
+    )
+
     drift_view.add_parser(sub, common, kinds)
+
+    p = sub.add_parser(
+        "history",
+        parents=[common],
+        help="every champion move of a kind: when, from which version to which, why",
+        description="Print the promotion history of KIND (history/<kind>/ under the data root): every move "
+        "of its champion alias, by training, rollback or outside rnnflow, with the reason and evidence.",
+    )
+    p.add_argument("kind", choices=kinds)
+
+    p = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="move the champion back to a version that served before",
+        description="Move KIND's champion alias back to VERSION, which must have served before, and record "
+        "it with REASON in the promotion history and on the versions' MLflow tags.",
+    )
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("--to", dest="to_version", type=int, required=True, metavar="VERSION")
+    p.add_argument("--reason", required=True, help="why (kept in the history)")
 
     p = sub.add_parser(
         "evaluate",
@@ -201,6 +228,10 @@ def check(args: argparse.Namespace, root: str | None) -> None:
         checks.check_train(target, given["train"], given["model"], launch)
     elif args.command == "score":
         args.thresholds = drift_view.parse_thresholds(args.drift_threshold)
+        if args.as_served:
+            if args.model:
+                raise ValueError("--as-served picks the model from the history: leave out --model")
+            args.model = checks.as_served(target, args.ds)
         checks.check_score(target, args.input, args.ds, args.model)
     elif args.command == "evaluate":
         checks.check_ingest(target, [args.input], None, None)
@@ -209,6 +240,8 @@ def check(args: argparse.Namespace, root: str | None) -> None:
         checks.check_model(target, args.model or target.champion)
     elif args.command == "drift":
         drift_view.check(target, args.start, args.end)
+    elif args.command == "rollback":
+        checks.check_rollback(target, args.to_version, args.reason)
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
@@ -222,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
     checks.check_data_root(args.command, root)  # so is an s3:// root with a missing bucket or bad credentials
     check(args, root)
     # imported late (with prefect, whose import sets up its console logging): --help and errors stay fast
-    from flows import kind_flows, recovery, score_flows  # noqa: F401
+    from flows import kind_flows, loop_flows, recovery, score_flows  # noqa: F401
 
     quiet_tracebacks(args.verbose)
     try:  # what killed runs left Running: Crashed now (housekeeping: never blocks the command)
@@ -234,7 +267,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def run_flow(args: argparse.Namespace, root: str | None) -> dict:
-    from flows import demo, kind_flows, score_flows
+    from flows import demo, kind_flows, loop_flows, score_flows
     from flows.kind_flows import of_kind
 
     if args.command == "ingest":
@@ -258,6 +291,11 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return of_kind(score_flows.repackage_flow, args.kind)(args.kind, args.model, root)
     if args.command == "drift":
         return drift_view.run(args)
+    if args.command == "history":
+        return print_history(loop_flows.history_flow, args, root)
+    if args.command == "rollback":
+        flow = of_kind(loop_flows.rollback_flow, args.kind)
+        return flow(args.kind, args.to_version, args.reason, root)
     result = demo.demo_flow(
         root,
         epochs=args.epochs,
@@ -267,6 +305,20 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     )
     print(demo.summary(result, root))
     return result
+
+
+def print_history(history_flow, args: argparse.Namespace, root: str | None) -> list[dict]:
+    import polars as pl
+
+    from flows.kind_flows import of_kind
+
+    rows = of_kind(history_flow, args.kind)(args.kind, root)
+    if not rows:
+        print(f"no promotion history for {args.kind} yet: a training that crowns a champion starts it")
+        return rows
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=90):
+        print(pl.DataFrame(rows))
+    return rows
 
 
 class OneLineFormatter(logging.Formatter):
@@ -317,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split("\n")[:1]) or type(err).__name__
         print(f"rnnflow {args.command}: error: {message}", file=sys.stderr)
         return 2
-    if args.command not in ("demo", "drift"):  # those print their own summary
+    if args.command not in ("demo", "drift", "history"):  # those print their own summary
         print(json.dumps(result, indent=2, default=str))
     return 0
 

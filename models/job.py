@@ -16,7 +16,7 @@ import mlflow
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from models import checkpoint, tracking
+from models import checkpoint, promotion, tracking
 from models.config import train_params
 from models.run_scope import Launch, Scope, training_run
 from models.train import FitResult, TrainConfig, resolve_device, seed_everything
@@ -146,6 +146,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             higher_is_better=job.higher_is_better,
             reference=job.reference(),
             descriptions=(job.model_description(), version_description(job, result.best_value)),
+            move=recorded_move(job),
         )
         checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume (a resume would add a twin)
         if not outcome["beats_reference"] and job.fallback is not None:
@@ -212,6 +213,7 @@ def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
         rescore=job.rescore,
         higher_is_better=job.higher_is_better,
         descriptions=(job.model_description(), description),
+        move=recorded_move(job),
     )
     decision = (
         f"{outcome['champion_decision']}; {what} registered as v{own['version']}: {own['champion_decision']}"
@@ -225,6 +227,25 @@ def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
         "champion_version": own["champion_version"],
         "champion_decision": decision,
     }
+
+
+def recorded_move(job: Job):
+    """The champion rule's move, written to the kind's promotion history first (models/promotion.py)."""
+
+    def move(version: int, reason: str, evidence: dict) -> None:
+        manifest = job.manifest
+        promotion.move(
+            job.layout,
+            job.kind.model_name,
+            version,
+            action="promote",
+            reason=reason,
+            evidence=evidence,
+            features_version=manifest["version"],
+            dataset_fingerprint=manifest.get("dataset_fingerprint"),
+        )
+
+    return move
 
 
 def run_description(job: Job, value: float, outcome: dict) -> str:

@@ -239,9 +239,12 @@ def promote_if_better(
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
     reference: tuple | None = None,
+    move: Callable[[int, str, dict], None] | None = None,
 ) -> ChampionDecision:
     """Move `champion` to `version` only if it strictly beats the current champion on the same data
     and, when given, the run's reference (the obvious baseline) on the same metric and split.
+    move(version, reason, evidence) makes the move (models/promotion.py: recorded in the history);
+    None sets the alias alone.
 
     A champion trained on other features was validated on another split, so its stored metric is not
     comparable: `rescore(champion_version)` measures it on this training's validation split instead.
@@ -276,11 +279,16 @@ def promote_if_better(
     else:
         beats_reference = not beats(reference.value, value)
     better = beats_reference and (previous_value is None or beats(value, previous_value))
-    if better:
-        client.set_registered_model_alias(model_name, CHAMPION, str(version))
     decision = ChampionDecision(
         better, version, previous, metric, value, previous_value, note, reference, beats_reference
     )
+    if better and move is not None:
+        evidence = {"metric": metric, "value": value, "champion": previous, "champion_value": previous_value}
+        if reference is not None:
+            evidence |= {"reference": reference.name, "reference_value": reference.value}
+        move(version, decision.message, evidence)
+    elif better:
+        client.set_registered_model_alias(model_name, CHAMPION, str(version))
     client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
     return decision
 
@@ -317,6 +325,7 @@ def register_and_promote(
     higher_is_better: bool = True,
     descriptions: tuple[str, str] | None = None,
     reference: tuple | None = None,
+    move: Callable[[int, str, dict], None] | None = None,
 ) -> dict:
     """Register the logged model, apply the champion rule, tag the active run; -> report fields.
 
@@ -333,7 +342,7 @@ def register_and_promote(
         version_text,
     )
     decision = promote_if_better(
-        model_name, version, metric, value, features_version, rescore, higher_is_better, reference
+        model_name, version, metric, value, features_version, rescore, higher_is_better, reference, move
     )
     mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
     return {

@@ -72,6 +72,10 @@ class Layout:
     def drift_report(self, ds: str) -> Path:  # drift/<kind>/ds=<ds>.json, the day's drift report
         return self.root / "drift" / self.kind / f"ds={ds}.json"
 
+    @property
+    def history(self) -> Path:  # history/<kind>/<time>-<id>.parquet: one file per alias move, never rewritten
+        return self.root / "history" / self.kind
+
     def score_manifest(self, ds: str) -> Path:  # manifests/<kind>/ds=<ds>.json: how the day was scored
         return self.root / "manifests" / self.kind / f"ds={ds}.json"
 
