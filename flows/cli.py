@@ -12,7 +12,9 @@ import traceback
 from flows import checks, drift_view, prefect_defaults, settings
 from flows.target import resolve
 from models.launch import RankFailed
+from pipeline import objectstore
 from pipeline.kinds import KINDS
+from pipeline.predictions import parse_ds
 
 EPILOG = """Storage: --data-root DIR (default ./data, or $RNNFLOW_DATA_ROOT) holds bronze/, quarantine/,
 features/, predictions/ and, unless $MLFLOW_TRACKING_URI is set, MLflow's mlflow.db and mlartifacts/.
@@ -154,6 +156,32 @@ def build_parser() -> argparse.ArgumentParser:
     drift_view.add_parser(sub, common, kinds)
 
     p = sub.add_parser(
+        "labels",
+        parents=[common],
+        help="ground truth for rows scored earlier (late, in pieces)",
+        description="Read labels for rows scored earlier: text kinds `ds,id,<label>` (or `label`), keyed by "
+        "the scored row's id; prices `ds,ticker,close`, the close that followed the forecast made on ds. "
+        "CSV or Parquet; --ds for files without a ds column. Bad rows go to label-quarantine/<kind>/ with "
+        "one reason each (unknown_id, unknown_label, duplicate, day_not_scored, bad_date, ...).",
+    )
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--ds", default=None, help="the day of rows whose file has no ds column, YYYY-MM-DD")
+
+    p = sub.add_parser(
+        "monitor",
+        parents=[common],
+        help="realised performance per scored day and model version (table and PNG)",
+        description="Join the days scored from START to END with the labels known so far: per day and "
+        "version, rows labelled, accuracy (95% interval) and macro-F1 (text) or RMSE beside persistence "
+        "and directional accuracy (prices); logged to MLflow (realised-<kind>-v<N>) and drawn as a PNG.",
+    )
+    p.add_argument("kind", choices=kinds)
+    p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    p.add_argument("--plot", default=None, help="PNG to write (default <data-root>/reports/realised-...)")
+
+    p = sub.add_parser(
         "history",
         parents=[common],
         help="every champion move of a kind: when, from which version to which, why",
@@ -242,6 +270,14 @@ def check(args: argparse.Namespace, root: str | None) -> None:
         drift_view.check(target, args.start, args.end)
     elif args.command == "rollback":
         checks.check_rollback(target, args.to_version, args.reason)
+    elif args.command == "labels":
+        for source in args.sources:
+            if not objectstore.as_path(source).exists():
+                raise FileNotFoundError(f"{source}: no such file")
+        if args.ds is not None:
+            parse_ds(args.ds)
+    elif args.command == "monitor":
+        parse_ds(args.start), parse_ds(args.end)
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
@@ -291,6 +327,13 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return of_kind(score_flows.repackage_flow, args.kind)(args.kind, args.model, root)
     if args.command == "drift":
         return drift_view.run(args)
+    if args.command == "labels":
+        return of_kind(loop_flows.labels_flow, args.kind)(args.kind, args.sources, args.ds, root)
+    if args.command == "monitor":
+        result = of_kind(loop_flows.monitor_flow, args.kind)(args.kind, args.start, args.end, root, args.plot)
+        print_rows(result["rows"])
+        print(f"plot: {result['plot']}")
+        return result
     if args.command == "history":
         return print_history(loop_flows.history_flow, args, root)
     if args.command == "rollback":
@@ -308,17 +351,21 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
 
 
 def print_history(history_flow, args: argparse.Namespace, root: str | None) -> list[dict]:
-    import polars as pl
-
     from flows.kind_flows import of_kind
 
     rows = of_kind(history_flow, args.kind)(args.kind, root)
     if not rows:
         print(f"no promotion history for {args.kind} yet: a training that crowns a champion starts it")
         return rows
+    print_rows(rows)
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    import polars as pl
+
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=90):
         print(pl.DataFrame(rows))
-    return rows
 
 
 class OneLineFormatter(logging.Formatter):
@@ -369,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split("\n")[:1]) or type(err).__name__
         print(f"rnnflow {args.command}: error: {message}", file=sys.stderr)
         return 2
-    if args.command not in ("demo", "drift", "history"):  # those print their own summary
+    if args.command not in ("demo", "drift", "history", "monitor"):  # those print their own summary
         print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -1,4 +1,5 @@
-"""Flows over the promotion history: `rnnflow history` (every alias move of a kind, why and on what
+"""Flows that close the loop: `rnnflow labels` (ground truth for rows scored earlier), `rnnflow monitor`
+(realised performance per day and version), `rnnflow history` (every alias move, why and on what
 evidence) and `rnnflow rollback` (the champion back to a version that served before, with a reason)."""
 
 import getpass
@@ -11,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import route_library_logs
 from flows.retry import fails_in_one_line, io_task_options
 from flows.target import Target, resolve
-from pipeline import history
+from pipeline import history, labels, objectstore, realised
 
 route_library_logs()
 SHOWN = ("at", "alias", "action", "from_version", "to_version", "reason", "actor", "features_version")
@@ -55,3 +56,73 @@ def rollback_flow(
         "%s: champion v%s -> v%s (%s)", kind, row["from_version"], row["to_version"], reason
     )
     return {k: (str(v) if k == "at" else v) for k, v in row.items()}
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())
+def ingest_label_batch(target: Target, sources: list[str], ds: str | None) -> dict:
+    return labels.ingest_labels(sources, target.spec, target.layout, ds)
+
+
+@flow(name="labels", flow_run_name="labels-{kind}", log_prints=True)
+@fails_in_one_line
+def labels_flow(kind: str, sources: list[str], ds: str | None = None, data_root: str | None = None) -> dict:
+    """Ground truth for rows scored earlier (text: day, id and label; prices: day, ticker and the
+    realised close), from SOURCES; rows that cannot be matched to a scored row, or carry a bad value,
+    go to label-quarantine/<kind>/ with one reason each. ds: the day of rows whose file has no ds."""
+    target = resolve(kind, data_root)
+    report = ingest_label_batch(target, sources, ds)
+    rows = [{"reason": r, "rows": n} for r, n in report["reasons"].items()]
+    rows += [{"reason": f["reason"], "rows": f.get("rows", 0), "file": f["source"]} for f in report["files"]]
+    create_table_artifact(
+        key=f"labels-{kind}",
+        table=[{"rows_in": report["rows_in"], "rows_ok": report["rows_ok"], "days": report["days"]}, *rows],
+        description=f"{kind}: labels batch {report['batch']}",
+    )
+    get_run_logger().info(
+        "labels %s: %d in, %d ok, %d quarantined %s",
+        kind,
+        report["rows_in"],
+        report["rows_ok"],
+        report["rows_quarantined"],
+        report["reasons"],
+    )
+    return report
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())  # the tracking store may be a remote server
+def realised_days(target: Target, start: str, end: str, plot: str | None) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    from models import monitoring
+    from models.plots import realised_trend
+    from pipeline import storage
+
+    frame = realised.per_day(realised.joined(target.layout, target.spec, start, end), target.spec)
+    if frame.is_empty():
+        raise LookupError(
+            f"monitor {target.kind}: no scored day from {start} to {end}; score those days first"
+        )
+    runs = monitoring.log_realised(target.kind, target.spec.model_name, frame, target.layout)
+    destination = plot or target.layout.reports / f"realised-{target.kind}-{start}-{end}.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        drawn = realised_trend(frame, target.kind, Path(tmp) / "trend.png")
+        storage.write_bytes_atomic(drawn.read_bytes(), objectstore.as_path(str(destination)))
+    return {"rows": frame.to_dicts(), "plot": str(destination), "monitoring_runs": runs}
+
+
+@flow(name="monitor", flow_run_name="monitor-{kind}-{start}-{end}", log_prints=True)
+@fails_in_one_line
+def monitor_flow(
+    kind: str, start: str, end: str, data_root: str | None = None, plot: str | None = None
+) -> dict:
+    """Realised performance of the days scored from start to end, per day and model version, from the
+    labels known so far: a table (also an artifact), a PNG under reports/, and one MLflow monitoring
+    run per version (realised-<kind>-v<N>, metrics stepped by day)."""
+    from pipeline.predictions import parse_ds
+
+    start, end = parse_ds(start), parse_ds(end)
+    result = realised_days(resolve(kind, data_root), start, end, plot)
+    table = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in result["rows"]]
+    create_table_artifact(key=f"monitor-{kind}", table=table, description=f"{kind}: realised {start}..{end}")
+    return {"kind": kind, **result}

@@ -43,3 +43,41 @@ def log_drift(kind: str, resolved: ResolvedModel, ds: str, report: dict, layout:
         for key, value in (latest | {"drift_last_run_id": run.info.run_id}).items():
             client.set_model_version_tag(resolved.name, str(resolved.version), key, value)
     return run.info.run_id
+
+
+def log_realised(kind: str, model_name: str, frame, layout: Layout) -> dict[int, str]:
+    """Realised performance per day into one monitoring run per model version (realised-<kind>-v<N>,
+    found again on the next monitor run), its metrics stepped by day (the date's ordinal); the
+    version's tags show the latest labelled day. -> {version: run id}."""
+    from datetime import date
+
+    tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
+    experiment = tracking.experiment_id(f"rnnflow-{kind}-monitoring", layout.mlflow_artifacts)
+    client, runs = MlflowClient(), {}
+    for version in sorted(set(frame["model_version"].to_list())):
+        name = f"realised-{kind}-v{version}"
+        found = client.search_runs([experiment], f"attributes.run_name = '{name}'", max_results=1)
+        tags = {"kind": kind, "model_name": model_name, "model_version": str(version)}
+        note = f"Realised performance of {model_name} v{version} on the days it scored, as labels arrive"
+        with mlflow.start_run(
+            run_id=found[0].info.run_id if found else None,
+            experiment_id=None if found else experiment,
+            run_name=None if found else name,
+            tags=None if found else tags | {"mlflow.note.content": note} | upkeep.owner_tags(),
+        ) as run:
+            rows = frame.filter(frame["model_version"] == version).sort("ds")
+            for row in rows.iter_rows(named=True):
+                step = date.fromisoformat(row["ds"]).toordinal()
+                values = {
+                    k: float(v) for k, v in row.items() if k not in ("ds", "model_version") and v is not None
+                }
+                mlflow.log_metrics(values, step=step)
+            labelled = rows.filter(rows["rows_labelled"] > 0)
+        runs[version] = run.info.run_id
+        if labelled.height:
+            last = labelled.row(-1, named=True)
+            shown = {k: last[k] for k in ("accuracy", "rmse") if last.get(k) is not None}
+            latest = {"realised_last_ds": last["ds"], "realised_run_id": run.info.run_id}
+            for key, value in (latest | {f"realised_last_{k}": f"{v:.4f}" for k, v in shown.items()}).items():
+                client.set_model_version_tag(model_name, str(version), key, value)
+    return runs

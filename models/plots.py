@@ -101,3 +101,27 @@ def drift_trend(frame, kind: str, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def realised_trend(frame, kind: str, path: Path) -> Path:
+    """The realised headline metric per day, one line per model version (with persistence for prices)."""
+    metric = "rmse" if "rmse" in frame.columns else "accuracy"
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for version in sorted(set(frame["model_version"].to_list())):
+        part = frame.filter((frame["model_version"] == version) & frame[metric].is_not_null()).sort("ds")
+        ax.plot(part["ds"].to_list(), part[metric].to_list(), marker="o", label=f"v{version}")
+        if metric == "rmse":
+            ax.plot(
+                part["ds"].to_list(),
+                part["persistence_rmse"].to_list(),
+                "--",
+                label=f"persistence (v{version} days)",
+            )
+    ax.set_ylabel(f"realised {metric}")
+    ax.set_title(f"{kind}: realised {metric} per scored day, as labels arrive")
+    ax.legend(loc="best", fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -73,6 +73,14 @@ class Layout:
         return self.root / "drift" / self.kind / f"ds={ds}.json"
 
     @property
+    def labels(self) -> Path:  # labels/<kind>/<batch>.parquet (+ .json report): ground truth, late
+        return self.root / "labels" / self.kind
+
+    @property
+    def label_quarantine(self) -> Path:  # the label rows refused, each with its reason
+        return self.root / "label-quarantine" / self.kind
+
+    @property
     def history(self) -> Path:  # history/<kind>/<time>-<id>.parquet: one file per alias move, never rewritten
         return self.root / "history" / self.kind
 
