@@ -23,6 +23,7 @@ class Family:
     special_sources: dict = field(default_factory=dict)  # (kind name, source name) -> reader
     special_checks: dict = field(default_factory=dict)  # (kind name, source name) -> check(source)
     read_chunks: Callable | None = None  # (path, kind, block_bytes, text_col, label_col) -> raw frames
+    clean_label: Callable | None = None  # (kind) -> expression normalising the label column, as ingest does
 
 
 def family_of(kind) -> Family:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from pipeline import locks, objectstore
+from pipeline.families import family_of
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
 from pipeline.storage import latest_features, read_json, read_parquet, write_json_atomic, write_parquet_atomic
@@ -115,9 +116,7 @@ def validate(rows: pl.DataFrame, layout: Layout, kind: Kind, before: pl.DataFram
         bad_value = value.is_null() | (value <= 0)
         unknown_key, bad_label = "unknown_ticker", pl.when(bad_value).then(pl.lit("bad_close"))
     else:
-        from pipeline.text.rules import clean_label  # the family's own normalisation
-
-        dated = dated.with_columns(clean_label(kind).alias(label))
+        dated = dated.with_columns(family_of(kind).clean_label(kind).alias(label))  # as ingest does
         allowed = known_labels(layout, kind)
         unknown_key = "unknown_id"
         bad_label = pl.when(~pl.col(label).is_in(sorted(allowed))).then(pl.lit("unknown_label"))

@@ -16,4 +16,5 @@ FAMILY = Family(
     special_sources=packaged.SPECIAL_SOURCES,
     special_checks=packaged.SPECIAL_CHECKS,
     read_chunks=sources.read_source_chunks,
+    clean_label=rules.clean_label,
 )
