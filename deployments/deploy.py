@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prefect import Flow
@@ -42,6 +42,9 @@ POOL = "rnnflow"
 TRAINING_QUEUE = "training"  # concurrency limit 1: two trainings never fight for one GPU
 SCORE_CRON = "0 6 * * *"  # every day at 06:00 in --timezone
 TRAIN_CRON = "0 2 * * 0"  # Sundays at 02:00 in --timezone
+MONITOR_CRON = "0 7 * * *"  # every day at 07:00, after the day's scoring
+MONITOR_DAYS = 30  # the monitor's window of scored days (labels arrive late)
+RETRAIN_COOLDOWN_HOURS = 24.0  # an automation starts at most one training per kind in this time
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Definition:
     cron: str | None = None
     queue: str = "default"
     tags: tuple[str, ...] = ()
+    triggers: tuple = ()  # DeploymentEventTrigger: automations that start this deployment on events
 
 
 def definitions(data_root: str, timezone: str) -> list[Definition]:
@@ -71,11 +75,29 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
                 f"flows/operate.py:train_{kind}",
                 "weekly",
                 f"Build features if bronze changed, then train {spec.model_name}; the champion moves "
-                "only on improvement.",
+                "only on improvement. Also started by a drift alert or low realised performance (at "
+                f"most once per {RETRAIN_COOLDOWN_HOURS:g} h).",
                 {**common, "launch": {"refresh_features": True}},
                 cron=TRAIN_CRON,
                 queue=TRAINING_QUEUE,
                 tags=(kind, "train"),
+                triggers=(retrain_trigger(kind, data_root),),
+            ),
+            Definition(
+                f"flows/loop_flows.py:labels_{kind}",
+                "manual",
+                f"Ingest labels for scored {kind} rows (ds, id or ticker, label); "
+                "pass --param sources='[\"FILE\", ...]'.",
+                common,
+                tags=(kind, "labels"),
+            ),
+            Definition(
+                f"flows/loop_flows.py:monitor_{kind}",
+                "daily",
+                f"Realised performance of the last {MONITOR_DAYS} days of {kind}; decides a challenger.",
+                {**common, "days": MONITOR_DAYS},
+                cron=MONITOR_CRON,
+                tags=(kind, "monitor"),
             ),
             Definition(
                 f"flows/operate.py:score_{kind}",
@@ -97,6 +119,34 @@ def definitions(data_root: str, timezone: str) -> list[Definition]:
         )
     )
     return out
+
+
+def retrain_trigger(kind: str, data_root: str):
+    """The automation behind train-<kind>/weekly: a drift alert or low realised performance of the kind
+    starts a training on the newest bronze, at most once per cool-down (the trigger's window; the
+    training also checks it, launch.cooldown_hours); launch.trigger says which event started it."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    from flows import events
+
+    return DeploymentEventTrigger(
+        name=f"retrain-{kind}-on-drift-or-low-accuracy",
+        description=f"Train {kind} when its drift alerts or its realised performance drops",
+        expect=set(events.RETRAIN_ON),
+        match={"prefect.resource.id": f"{events.PREFIX}.kind.{kind}"},
+        posture="Reactive",
+        threshold=1,
+        within=timedelta(hours=RETRAIN_COOLDOWN_HOURS),
+        parameters={
+            "kind": kind,
+            "data_root": data_root,
+            "launch": {
+                "refresh_features": True,
+                "cooldown_hours": RETRAIN_COOLDOWN_HOURS,
+                "trigger": "{{ event.event }} ds={{ event.payload.ds }} (event {{ event.id }})",
+            },
+        },
+    )
 
 
 def ensure_pool(pool: str) -> None:
@@ -152,6 +202,7 @@ def deploy(data_root: str, pool: str = POOL, timezone: str = "UTC", source=None)
                 parameters=d.parameters,
                 description=d.description,
                 tags=["rnnflow", *d.tags],
+                triggers=list(d.triggers) or None,
             )
         )
         names.append(f"{flow.name}/{d.name}")

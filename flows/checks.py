@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from flows.target import Target
-from models.config import LaunchSettings
+from models.config import LaunchSettings, MonitorSettings  # noqa: F401 (the CLI's checks use both)
 from pipeline import objectstore, storage
 from pipeline.ingest import check_sources
 from pipeline.kinds import KINDS

@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
     p.add_argument("--plot", default=None, help="PNG to write (default <data-root>/reports/realised-...)")
+    settings.add_section(p.add_argument_group("monitor"), "monitor")
 
     p = sub.add_parser(
         "history",
@@ -278,6 +279,7 @@ def check(args: argparse.Namespace, root: str | None) -> None:
             parse_ds(args.ds)
     elif args.command == "monitor":
         parse_ds(args.start), parse_ds(args.end)
+        checks.MonitorSettings(**settings.from_args(args, "monitor"))
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
@@ -330,7 +332,9 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     if args.command == "labels":
         return of_kind(loop_flows.labels_flow, args.kind)(args.kind, args.sources, args.ds, root)
     if args.command == "monitor":
-        result = of_kind(loop_flows.monitor_flow, args.kind)(args.kind, args.start, args.end, root, args.plot)
+        flow = of_kind(loop_flows.monitor_flow, args.kind)
+        given = settings.from_args(args, "monitor")
+        result = flow(args.kind, args.start, args.end, root, args.plot, monitor=given)
         print_rows(result["rows"])
         print(f"plot: {result['plot']}")
         return result

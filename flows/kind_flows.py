@@ -5,6 +5,7 @@ import warnings
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
 from flows import artifacts, checks, route_library_logs, settings
 from flows.retry import fails_in_one_line
@@ -18,6 +19,7 @@ from models.config import (
     TrainOverrides,
 )
 from models.launch import torchrun
+from pipeline import history
 from pipeline.ingest import ingest
 from pipeline.settings import FeatureOverrides, FeatureSettings
 from pipeline.storage import latest_features, stale_reason
@@ -141,6 +143,12 @@ def train_flow(
     model_options = settings.collect("model", model) | old["model"]
     run = LaunchSettings(**(settings.collect("launch", launch) | old["launch"]))
     cfg = checks.check_train(target, train_values, model_options, run)
+    if run.trigger:  # started by an automation: at most one such training per cool-down
+        get_run_logger().info("started by %s", run.trigger)
+        skip = history.claim_trigger(target.layout, run.trigger, run.cooldown_hours)
+        if skip:
+            get_run_logger().warning("%s: not training (%s)", kind, skip)
+            return Completed(name="Skipped", message=skip, data={"kind": kind, "skipped": skip})
     # A resume keeps the features its checkpoint was trained on; with several nodes each would build its
     # own version at once, so multi-node trainings use the features built beforehand.
     if run.refresh_features and not run.resume and run.nnodes == 1:

@@ -9,12 +9,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import route_library_logs
+from flows import events, route_library_logs, settings
 from flows.retry import fails_in_one_line, io_task_options
 from flows.target import Target, resolve
+from models.config import MonitorOverrides, MonitorSettings
 from pipeline import history, labels, objectstore, realised
 
 route_library_logs()
+KINDS3 = ("names", "reviews", "prices")
 SHOWN = ("at", "alias", "action", "from_version", "to_version", "reason", "actor", "features_version")
 
 
@@ -78,6 +80,8 @@ def labels_flow(kind: str, sources: list[str], ds: str | None = None, data_root:
         table=[{"rows_in": report["rows_in"], "rows_ok": report["rows_ok"], "days": report["days"]}, *rows],
         description=f"{kind}: labels batch {report['batch']}",
     )
+    if report["rows_ok"] and not report.get("already_ingested"):
+        events.emit(kind, events.LABELS, {"days": report["days"], "rows": report["rows_ok"]})
     get_run_logger().info(
         "labels %s: %d in, %d ok, %d quarantined %s",
         kind,
@@ -111,18 +115,92 @@ def realised_days(target: Target, start: str, end: str, plot: str | None) -> dic
     return {"rows": frame.to_dicts(), "plot": str(destination), "monitoring_runs": runs}
 
 
-@flow(name="monitor", flow_run_name="monitor-{kind}-{start}-{end}", log_prints=True)
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
+def judge_challenger(target: Target, start: str, end: str, cfg: MonitorSettings) -> dict | None:
+    from models import challenger
+
+    return challenger.decide(target.layout, target.spec, start, end, cfg.window, cfg.alpha)
+
+
+def below_threshold(rows: list[dict], cfg: MonitorSettings) -> dict | None:
+    """The latest labelled day whose realised accuracy (or RMSE over persistence) misses the threshold."""
+    labelled = [r for r in rows if r["rows_labelled"]]
+    if not labelled:
+        return None
+    last = max(labelled, key=lambda r: (r["ds"], r["model_version"]))
+    if (
+        cfg.min_accuracy is not None
+        and last.get("accuracy") is not None
+        and last["accuracy"] < cfg.min_accuracy
+    ):
+        return last | {"threshold": f"accuracy < {cfg.min_accuracy}"}
+    ratio = last["rmse"] / last["persistence_rmse"] if last.get("persistence_rmse") else None
+    if cfg.max_rmse_ratio is not None and ratio is not None and ratio > cfg.max_rmse_ratio:
+        return last | {"threshold": f"RMSE / persistence {ratio:.3f} > {cfg.max_rmse_ratio}"}
+    return None
+
+
+@flow(name="monitor", flow_run_name="monitor-{kind}", log_prints=True)
 @fails_in_one_line
 def monitor_flow(
-    kind: str, start: str, end: str, data_root: str | None = None, plot: str | None = None
+    kind: str,
+    start: str | None = None,
+    end: str | None = None,
+    data_root: str | None = None,
+    plot: str | None = None,
+    monitor: MonitorOverrides | None = None,
+    days: int = 30,
 ) -> dict:
     """Realised performance of the days scored from start to end, per day and model version, from the
     labels known so far: a table (also an artifact), a PNG under reports/, and one MLflow monitoring
-    run per version (realised-<kind>-v<N>, metrics stepped by day)."""
+    run per version (realised-<kind>-v<N>, metrics stepped by day). With a challenger, the two are
+    compared on the same labelled rows; after monitor.window labelled days the challenger is promoted
+    when a paired test at monitor.alpha says it is better, and demoted otherwise (recorded in the
+    history). A latest labelled day below monitor.min_accuracy (text) or above monitor.max_rmse_ratio
+    (prices) emits rnnflow.realised.low, which the retrain automation listens to. Without start and
+    end (the daily deployment): the `days` days up to the run's scheduled date."""
+    from datetime import date, timedelta
+
+    from flows.operate import scheduled_date
     from pipeline.predictions import parse_ds
 
-    start, end = parse_ds(start), parse_ds(end)
-    result = realised_days(resolve(kind, data_root), start, end, plot)
+    end = parse_ds(end) if end else scheduled_date()
+    start = parse_ds(start) if start else (date.fromisoformat(end) - timedelta(days=days - 1)).isoformat()
+    cfg = MonitorSettings(**settings.collect("monitor", monitor))
+    target = resolve(kind, data_root)
+    result = realised_days(target, start, end, plot)
     table = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in result["rows"]]
     create_table_artifact(key=f"monitor-{kind}", table=table, description=f"{kind}: realised {start}..{end}")
-    return {"kind": kind, **result}
+    low = below_threshold(result["rows"], cfg)
+    if low is not None:
+        get_run_logger().warning("%s ds=%s: realised %s", kind, low["ds"], low["threshold"])
+        events.emit(
+            kind, events.REALISED_LOW, {k: v for k, v in low.items() if not isinstance(v, float) or v == v}
+        )
+    decision = judge_challenger(target, start, end, cfg)
+    if decision is not None and decision["decision"] != "waiting":
+        get_run_logger().info("%s: %s", kind, decision["reason"])
+        events.emit(kind, events.DECIDED, decision)
+    return {"kind": kind, **result, "realised_low": low, "challenger": decision}
+
+
+# One flow per kind, as deployments name them (ingest-labels-names/manual, monitor-prices/daily, ...)
+labels_names, labels_reviews, labels_prices = (
+    labels_flow.with_options(name=f"ingest-labels-{k}") for k in KINDS3
+)
+monitor_names, monitor_reviews, monitor_prices = (
+    monitor_flow.with_options(name=f"monitor-{k}") for k in KINDS3
+)
+
+
+def __getattr__(name: str):
+    """The same flows for a kind declared with register_kind ($RNNFLOW_KINDS), e.g. monitor_toys."""
+    from pipeline.kinds import KINDS
+
+    step, _, kind = name.partition("_")
+    flows = {"labels": labels_flow, "monitor": monitor_flow}
+    if step in flows and kind in KINDS:
+        prefix = "ingest-labels" if step == "labels" else step
+        globals()[name] = flows[step].with_options(name=f"{prefix}-{kind}")
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from flows import artifacts, checks, route_library_logs
+from flows import artifacts, checks, events, route_library_logs
 from flows.retry import fails_in_one_line, io_task_options
 from flows.target import Target, resolve
 from models import cluster
@@ -77,6 +77,27 @@ def score_rows(target: Target, model, inputs, ds: str, resolved, ray_address: st
     except BaseException:
         writer.discard()
         raise
+
+
+@task(cache_policy=NO_CACHE, **io_task_options())  # the registry may be a remote server
+def shadow_rows(target: Target, day, inputs, ds: str, requested: str, served: int) -> dict | None:
+    """The champion's day scored by the challenger too, into shadow/<kind>/ds=<ds>/ (same ids, same
+    lineage columns, never served), published with the day; None when there is no challenger."""
+    from models import scoring, tracking
+
+    if not requested.endswith("@champion"):  # a pinned version: no shadow
+        return None
+    try:
+        challenger = tracking.resolve(f"models:/{target.spec.model_name}@{tracking.CHALLENGER}")
+    except LookupError:
+        return None
+    if challenger.version == served:
+        return None
+    resolved, model = scoring.load(challenger.uri)
+    writer = PartitionWriter(day, target.layout, ds, folder=target.layout.shadow)
+    _, counts = target.scorer().score(model, inputs, target.spec, ds, resolved, writer.write)
+    writer.finish()
+    return {"challenger_version": resolved.version, "shadow_rows": counts["rows"]}
 
 
 @task(cache_policy=NO_CACHE)
@@ -238,6 +259,7 @@ def score_day_of(
     )
     day, sample, counts = score_rows(target, model, inputs, ds, resolved, ray_address)
     try:
+        counts |= shadow_rows(target, day, inputs, ds, pinned.requested, resolved.version) or {}
         rows = counts["rows"]
         drifted = drift_report(target, model, inputs, sample, rows, ds, resolved, drift_thresholds)
         path = publish_day(day, drifted, target, ds)
@@ -263,6 +285,8 @@ def score_day_of(
         "drift_metrics": {k: m["verdict"] for k, m in drifted.get("metrics", {}).items()},
         "monitoring_run_id": monitoring_run,
     }
+    day_event = {"ds": ds, "rows": rows, "model_version": resolved.version, "drift": drifted["verdict"]}
+    events.emit(kind, events.SCORED, day_event | {"path": path})
     artifacts.score_table(kind, ds, target.scorer().input_label(input_path), report)
     artifacts.drift_table(kind, ds, drifted)
     flagged = {
@@ -270,6 +294,7 @@ def score_day_of(
     }
     if drifted["verdict"] == "alert":
         message = f"{kind} ds={ds}: drift alert {flagged} (predictions written to {path})"
+        events.emit(kind, events.DRIFT_ALERT, day_event | {"metrics": flagged, "message": message})
         logger.warning("%s", message)
         return Completed(name="Drift", message=message, data=report)
     logger.info("%s ds=%s: drift %s %s", kind, ds, drifted["verdict"], flagged or "(every metric ok)")

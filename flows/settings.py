@@ -15,7 +15,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from models.config import LaunchSettings, ModelSettings, TrainConfig, kind_model_defaults, train_config
+from models.config import (
+    LaunchSettings,
+    ModelSettings,
+    MonitorSettings,
+    TrainConfig,
+    kind_model_defaults,
+    train_config,
+)
 from pipeline.families import family_of
 from pipeline.kinds import KINDS
 from pipeline.settings import FeatureSettings
@@ -25,6 +32,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelSettings,
     "features": FeatureSettings,
     "launch": LaunchSettings,
+    "monitor": MonitorSettings,
 }
 FLAGS = {("model", "model"): "--model"}  # every other field's flag is --<field-with-dashes>
 

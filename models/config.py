@@ -45,6 +45,12 @@ class TrainConfig(Settings):
         description="text kinds: ship the RNN's probabilities averaged with its TF-IDF reference's (share "
         "picked on validation); off ships the RNN alone; needs reference",
     )
+    promote_to: Literal["challenger", "champion"] = Field(
+        "challenger",
+        description="once a champion exists, a version that passes the reference gate becomes challenger "
+        "(scored in the shadow; the monitor promotes or demotes it on labelled days), or champion at "
+        "once when it also beats the incumbent on validation",
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -87,6 +93,27 @@ class ModelSettings(Settings):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class MonitorSettings(Settings):
+    """How the monitor judges realised performance and a challenger (rnnflow monitor, monitor-<kind>)."""
+
+    section: ClassVar[str] = "monitor"
+    window: int = Field(
+        3, ge=1, description="labelled days both champion and challenger scored, before a decision"
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance of the paired test that decides")
+    min_accuracy: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="text: a labelled day below this realised accuracy emits an event (none: off)",
+    )
+    max_rmse_ratio: float | None = Field(
+        None,
+        gt=0,
+        description="prices: a labelled day whose RMSE over persistence's is above this emits an event",
+    )
+
+
 class LaunchSettings(Settings):
     """How a training runs: in this process, or torch DDP via torchrun on one or more nodes."""
 
@@ -96,6 +123,16 @@ class LaunchSettings(Settings):
     node_rank: int = Field(0, ge=0, description="this node's rank, 0..nnodes-1")
     rdzv_endpoint: str | None = Field(None, description="HOST:PORT of node 0 (needed with nnodes > 1)")
     resume: bool = Field(False, description="continue from the last complete checkpoint")
+    trigger: str | None = Field(
+        None,
+        description="what started the run, when not a person (an automation's event); kept in the run",
+    )
+    cooldown_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a run with a trigger is skipped when another triggered training of the kind started "
+        "less than this many hours ago",
+    )
     refresh_features: bool = Field(
         False,
         description="first rebuild the features (same settings) if bronze changed since they were built",
@@ -166,3 +203,4 @@ def check_model_options(family: str, options: dict) -> dict:
 TrainOverrides = overrides(TrainConfig)
 ModelOverrides = overrides(ModelSettings)
 LaunchOverrides = overrides(LaunchSettings)
+MonitorOverrides = overrides(MonitorSettings)

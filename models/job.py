@@ -147,6 +147,7 @@ def run(job: Job) -> tracking.RegisteredRun | None:
             reference=job.reference(),
             descriptions=(job.model_description(), version_description(job, result.best_value)),
             move=recorded_move(job),
+            challenger_first=job.cfg.promote_to == "challenger",
         )
         checkpoint.clear(scope.checkpoints)  # registered: nothing left to resume (a resume would add a twin)
         if not outcome["beats_reference"] and job.fallback is not None:
@@ -214,6 +215,7 @@ def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
         higher_is_better=job.higher_is_better,
         descriptions=(job.model_description(), description),
         move=recorded_move(job),
+        challenger_first=job.cfg.promote_to == "challenger",
     )
     decision = (
         f"{outcome['champion_decision']}; {what} registered as v{own['version']}: {own['champion_decision']}"
@@ -226,19 +228,21 @@ def register_fallback(job: Job, scope: Scope, outcome: dict) -> dict:
         "promoted": own["promoted"],
         "champion_version": own["champion_version"],
         "champion_decision": decision,
+        "challenger_version": own["challenger_version"],
     }
 
 
 def recorded_move(job: Job):
     """The champion rule's move, written to the kind's promotion history first (models/promotion.py)."""
 
-    def move(version: int, reason: str, evidence: dict) -> None:
+    def move(version: int, reason: str, evidence: dict, alias: str) -> None:
         manifest = job.manifest
         promotion.move(
             job.layout,
             job.kind.model_name,
             version,
-            action="promote",
+            alias=alias,
+            action="promote" if alias == tracking.CHAMPION else "challenger",
             reason=reason,
             evidence=evidence,
             features_version=manifest["version"],

@@ -19,6 +19,7 @@ from models import upkeep
 from pipeline import objectstore
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"  # passed the gate, scored in the shadow until the monitor decides
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # a logged model's registered versions, as the UI reads them
 EXACT_TAG = "champion_value"  # a version's champion metric, exact (the metric's own tag is rounded)
 # Registry answers that mean "no such model, version or alias" (anything else may be an outage).
@@ -208,6 +209,7 @@ class ChampionDecision:
     note: str = ""
     reference: Reference | None = None
     beats_reference: bool = True
+    challenger: bool = False  # passed the gate, a champion exists: challenger, the monitor decides
 
     @property
     def message(self) -> str:
@@ -223,6 +225,12 @@ class ChampionDecision:
             return f"{head}: registered, not champion; champion stays v{self.previous_version}"
         if self.previous_version is None:
             return f"{head}; first champion"
+        if self.challenger:
+            against = "" if self.previous_value is None else f" (its val {self.previous_value:.4f})"
+            return (
+                f"{head}; challenger to champion v{self.previous_version}{against}{self.note}: scored in the "
+                "shadow, the monitor promotes or demotes it on labelled days"
+            )
         if self.previous_value is None:  # the champion could not be re-scored
             return f"{head}; champion v{self.previous_version} could not be scored, champion moved"
         verb = "beats" if self.promoted else "does not beat"
@@ -239,12 +247,14 @@ def promote_if_better(
     rescore: Callable[[int], float | None],
     higher_is_better: bool = True,
     reference: tuple | None = None,
-    move: Callable[[int, str, dict], None] | None = None,
+    move: Callable[[int, str, dict, str], None] | None = None,
+    challenger_first: bool = False,
 ) -> ChampionDecision:
     """Move `champion` to `version` only if it strictly beats the current champion on the same data
     and, when given, the run's reference (the obvious baseline) on the same metric and split.
-    move(version, reason, evidence) makes the move (models/promotion.py: recorded in the history);
-    None sets the alias alone.
+    challenger_first: once a champion exists, a version that passes the reference gate gets the
+    `challenger` alias instead (the monitor compares them on labelled days). move(version, reason,
+    evidence, alias) makes the move (models/promotion.py: recorded in the history); None: the alias alone.
 
     A champion trained on other features was validated on another split, so its stored metric is not
     comparable: `rescore(champion_version)` measures it on this training's validation split instead.
@@ -278,17 +288,19 @@ def promote_if_better(
         beats_reference = beats(value, reference.value)
     else:
         beats_reference = not beats(reference.value, value)
-    better = beats_reference and (previous_value is None or beats(value, previous_value))
+    challenger = challenger_first and previous is not None and beats_reference
+    better = beats_reference and (previous_value is None or beats(value, previous_value)) and not challenger
     decision = ChampionDecision(
-        better, version, previous, metric, value, previous_value, note, reference, beats_reference
+        better, version, previous, metric, value, previous_value, note, reference, beats_reference, challenger
     )
-    if better and move is not None:
+    alias = CHALLENGER if challenger else CHAMPION
+    if (better or challenger) and move is not None:
         evidence = {"metric": metric, "value": value, "champion": previous, "champion_value": previous_value}
         if reference is not None:
             evidence |= {"reference": reference.name, "reference_value": reference.value}
-        move(version, decision.message, evidence)
-    elif better:
-        client.set_registered_model_alias(model_name, CHAMPION, str(version))
+        move(version, decision.message, evidence, alias)
+    elif better or challenger:
+        client.set_registered_model_alias(model_name, alias, str(version))
     client.set_model_version_tag(model_name, str(version), "champion_decision", decision.message)
     return decision
 
@@ -308,6 +320,7 @@ class RegisteredRun:
     champion_decision: str
     beats_reference: bool
     reference_version: int | None  # the reference registered in its own right (it beat the served model)
+    challenger_version: int | None  # the version that became challenger (None: none did)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -325,7 +338,8 @@ def register_and_promote(
     higher_is_better: bool = True,
     descriptions: tuple[str, str] | None = None,
     reference: tuple | None = None,
-    move: Callable[[int, str, dict], None] | None = None,
+    move: Callable[[int, str, dict, str], None] | None = None,
+    challenger_first: bool = False,
 ) -> dict:
     """Register the logged model, apply the champion rule, tag the active run; -> report fields.
 
@@ -342,7 +356,16 @@ def register_and_promote(
         version_text,
     )
     decision = promote_if_better(
-        model_name, version, metric, value, features_version, rescore, higher_is_better, reference, move
+        model_name,
+        version,
+        metric,
+        value,
+        features_version,
+        rescore,
+        higher_is_better,
+        reference,
+        move,
+        challenger_first,
     )
     mlflow.set_tags({"registered_version": version, "champion_decision": decision.message})
     return {
@@ -351,6 +374,7 @@ def register_and_promote(
         "champion_version": version if decision.promoted else decision.previous_version,
         "champion_decision": decision.message,
         "beats_reference": decision.beats_reference,
+        "challenger_version": version if decision.challenger else None,
     }
 
 

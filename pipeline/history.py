@@ -66,7 +66,31 @@ def served(layout: Layout) -> set[int]:
 
 
 def served_on(layout: Layout, day: str) -> int | None:
-    """The champion at the end of `day` (YYYY-MM-DD, UTC): the version that served that date's runs."""
+    """The version that served `day` (YYYY-MM-DD): the champion when the day's partition was scored,
+    or, for a day not scored (or its partition gone), the champion at the end of that date (UTC)."""
     end = datetime.combine(date.fromisoformat(day) + timedelta(days=1), time(), tzinfo=UTC)
-    moves = read(layout).filter((pl.col("alias") == "champion") & (pl.col("at") < end))
+    part = objectstore.as_path(str(layout.prediction_partition(day)))
+    if part.is_dir() and any(part.glob("*.parquet")):
+        end = pl.read_parquet(str(part / "*.parquet"), columns=["scored_at"])["scored_at"].min()
+    moves = read(layout).filter((pl.col("alias") == "champion") & (pl.col("at") <= end))
     return moves["to_version"][-1] if moves.height else None
+
+
+def claim_trigger(layout: Layout, trigger: str, cooldown_hours: float) -> str | None:
+    """A training started by an event takes the kind's cool-down: None (go on; recorded) unless another
+    did less than cooldown_hours ago, then the reason to skip. Under a lock, so two at once take one."""
+    from pipeline import locks
+    from pipeline.storage import read_json, write_json_atomic
+
+    path = objectstore.as_path(str(layout.root / "triggers" / f"{layout.kind}.json"))
+    now = datetime.now(UTC)
+    with locks.hold(layout.root, f"trigger-{layout.kind}"):
+        last = read_json(path) if path.exists() else None
+        if last is not None:
+            since = now - datetime.fromisoformat(last["at"])
+            if since < timedelta(hours=cooldown_hours):
+                ago = f"{since.total_seconds() / 3600:.1f} h ago"
+                began = f"a training started by {last['trigger']!r} began {ago}"
+                return f"cool-down: {began} (< {cooldown_hours:g} h)"
+        write_json_atomic({"at": now.isoformat(), "trigger": trigger}, path)
+    return None

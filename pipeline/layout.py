@@ -65,6 +65,10 @@ class Layout:
         return self.predictions / f"ds={ds}"
 
     @property
+    def shadow(self) -> Path:  # shadow/<kind>/ds=<ds>/: the challenger's scores of a served day, never served
+        return self.root / "shadow" / self.kind
+
+    @property
     def reports(self) -> Path:  # plots and reports made for people (drift trends)
         return self.root / "reports"
 

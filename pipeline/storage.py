@@ -347,8 +347,11 @@ class PartitionWriter:
     """Writes a day's partition chunk by chunk (one row group each) into one file staged by `commit`
     (under the data root's .staging/, never in the partition's folder); commit.apply() publishes it."""
 
-    def __init__(self, commit: Commit, layout: Layout, ds: str):
-        self.commit, self.path = commit, layout.prediction_partition(ds) / PART_FILE
+    def __init__(self, commit: Commit, layout: Layout, ds: str, folder: Path | None = None):
+        """folder: where the day's ds=<ds>/ goes (default predictions/<kind>/; shadow/<kind>/ for a
+        challenger's scores)."""
+        self.commit = commit
+        self.path = (folder / f"ds={ds}" if folder else layout.prediction_partition(ds)) / PART_FILE
         if objectstore.is_remote(self.path):  # written locally, uploaded to the bucket's staging at finish
             handle, name = tempfile.mkstemp(prefix="rnnflow-partition-", suffix=".parquet")
             os.close(handle)

@@ -16,9 +16,17 @@ from flows.score_flows import score_flow
 TINY = {"hidden_size": 24, "embed_dim": 12, "dropout": 0.0}
 # Registry-decision tests compare versions with each other: the TF-IDF reference (which the gate tests
 # in test_reference_gate.py exercise) is switched off, as `rnnflow train --no-reference` does.
-WEAK = {"train": {"epochs": 1, "lr": 1e-4, "reference": False}, "model": TINY}
+# the champion rule itself (train.promote_to=champion), not the challenger path
+WEAK = {"train": {"epochs": 1, "lr": 1e-4, "reference": False, "promote_to": "champion"}, "model": TINY}
 STRONG = {
-    "train": {"epochs": 10, "lr": 0.02, "patience": 10, "batch_size": 16, "reference": False},
+    "train": {
+        "epochs": 10,
+        "lr": 0.02,
+        "patience": 10,
+        "batch_size": 16,
+        "reference": False,
+        "promote_to": "champion",
+    },
     "model": TINY,
 }
 

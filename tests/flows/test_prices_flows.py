@@ -31,10 +31,16 @@ def trained(tmp_path_factory, prefect_api):
         ingested = ingest_flow("prices", [str(folder)], str(root))
         features = features_flow("prices", str(root), features={"lookback": 5})
         first = train_flow(
-            "prices", str(root), train={"epochs": 1, "lr": 1e-4, "reference": False}, model=TINY
+            "prices",
+            str(root),
+            train={"epochs": 1, "lr": 1e-4, "reference": False, "promote_to": "champion"},
+            model=TINY,
         )
         second = train_flow(
-            "prices", str(root), train={"epochs": 6, "lr": 3e-3, "reference": False}, model=TINY
+            "prices",
+            str(root),
+            train={"epochs": 6, "lr": 3e-3, "reference": False, "promote_to": "champion"},
+            model=TINY,
         )
         yield root, ingested, features, (first, second)
 

@@ -20,7 +20,12 @@ from pipeline.storage import latest_features
 from pipeline.text.features import split_texts
 from tests.conftest import make_surnames
 
-LOSER = {"train": {"epochs": 1, "lr": 1e-4, "blend": False}, "model": {"hidden_size": 8, "embed_dim": 4}}
+# the champion rule itself (promote_to=champion), not the challenger path
+CHAMPION_RULE = {"promote_to": "champion"}
+LOSER = {
+    "train": {"epochs": 1, "lr": 1e-4, "blend": False} | CHAMPION_RULE,
+    "model": {"hidden_size": 8, "embed_dim": 4},
+}
 TINY_RNN = {"hidden_size": 16, "embed_dim": 8, "dropout": 0.0}
 
 
@@ -100,7 +105,9 @@ def test_the_reference_learns_on_exactly_the_models_splits(names_root, monkeypat
 
 
 def test_the_tfidf_model_trains_registers_and_scores_through_the_same_path(names_root, tmp_path):
-    report = train_flow("names", str(names_root), train={"epochs": 1}, model={"model": "tfidf"})
+    report = train_flow(
+        "names", str(names_root), train={"epochs": 1} | CHAMPION_RULE, model={"model": "tfidf"}
+    )
     assert report["model_type"] == "tfidf" and report["reference_version"] is None  # no gate: it is one
     assert report["best_val_accuracy"] == report["reference_val_accuracy"] >= 0.9
     to_score = tmp_path / "in.csv"
@@ -127,7 +134,9 @@ def test_a_price_model_that_loses_to_persistence_is_not_crowned(tmp_path, prefec
     features_flow(
         "prices", str(root), features={"lookback": 5, "target": "close"}
     )  # no persistence floor built in
-    report = train_flow("prices", str(root), train={"epochs": 1, "lr": 1e-4}, model={"hidden_size": 8})
+    report = train_flow(
+        "prices", str(root), train={"epochs": 1, "lr": 1e-4} | CHAMPION_RULE, model={"hidden_size": 8}
+    )
     assert report["best_val_rmse"] > report["persistence_val_rmse"]  # the premise
     assert not report["promoted"] and report["champion_version"] is None
     assert f"LOSES TO persistence ({report['persistence_val_rmse']:.4f})" in report["champion_decision"]
@@ -138,7 +147,10 @@ def test_evaluate_logs_a_run_linked_to_the_version(names_root, tmp_path):
     from flows.cli import main
 
     report = train_flow(
-        "names", str(names_root), train={"epochs": 20, "lr": 0.02, "batch_size": 16}, model=TINY_RNN
+        "names",
+        str(names_root),
+        train={"epochs": 20, "lr": 0.02, "batch_size": 16} | CHAMPION_RULE,
+        model=TINY_RNN,
     )
     # the default model: the RNN blended with its reference at a share picked on val, packaged as such
     assert report["blend_reference_share"] in SHARES and report["rnn_val_accuracy"] is not None

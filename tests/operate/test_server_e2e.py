@@ -122,7 +122,7 @@ def stack(tmp_path_factory):
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert "score-names/daily" in deployed.stdout and "backfill/scores" in deployed.stdout
-        assert "deployed 10 deployments on work pool 'e2e'" in deployed.stdout
+        assert "deployed 16 deployments on work pool 'e2e'" in deployed.stdout
         assert "scheduler ok" in deployed.stdout  # the server's scheduler queued the cron deployments' runs
         worker = start(
             [*PREFECT, "worker", "start", "--pool", "e2e", "--type", "process"], env, base / "worker.log"
@@ -477,7 +477,7 @@ def test_a_worker_without_the_checkout_runs_deployments_that_pull_the_code(stack
     cmd += ["--code", "git", "--git-url", str(ROOT), "--scheduler-timeout", "0"]
     deployed = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "deployed 10 deployments on work pool 'e2e-git'" in deployed.stdout
+    assert "deployed 16 deployments on work pool 'e2e-git'" in deployed.stdout
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
