@@ -85,6 +85,8 @@ def summary(results: dict, data_root: str | None) -> str:
         ing, feat, tr, sc = r["ingest"], r["features"], r["train"], r["score"]
         now = tr["champion_version"]
         champion = f"v{now}" if now is not None else "none"
+        challenger = tr.get("challenger_version")
+        champion += f", challenger v{challenger}" if challenger is not None else ""
         lines.append(f"  {kind} -> {tr['model_name']} v{tr['version']} (champion {champion})")
         lines.append(f"    decision    {tr['champion_decision']}")
         if tr.get("reference_version") is not None and now == tr["reference_version"]:

@@ -102,7 +102,8 @@ def realised_days(target: Target, start: str, end: str, plot: str | None) -> dic
     from models.plots import realised_trend
     from pipeline import storage
 
-    frame = realised.per_day(realised.joined(target.layout, target.spec, start, end), target.spec)
+    rows = realised.served_and_shadow(target.layout, target.spec, start, end)
+    frame = realised.per_day(rows, target.spec)
     if frame.is_empty():
         raise LookupError(
             f"monitor {target.kind}: no scored day from {start} to {end}; score those days first"

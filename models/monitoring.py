@@ -69,7 +69,9 @@ def log_realised(kind: str, model_name: str, frame, layout: Layout) -> dict[int,
             for row in rows.iter_rows(named=True):
                 step = date.fromisoformat(row["ds"]).toordinal()
                 values = {
-                    k: float(v) for k, v in row.items() if k not in ("ds", "model_version") and v is not None
+                    k: float(v)
+                    for k, v in row.items()
+                    if k not in ("ds", "model_version", "role") and v is not None
                 }
                 mlflow.log_metrics(values, step=step)
             labelled = rows.filter(rows["rows_labelled"] > 0)

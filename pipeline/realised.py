@@ -69,6 +69,17 @@ def joined(layout: Layout, kind: Kind, start: str, end: str, folder=None) -> pl.
     return scored.join(truth, on=["ds", key], how="left")
 
 
+def served_and_shadow(layout: Layout, kind: Kind, start: str, end: str) -> pl.DataFrame:
+    """joined() of the served partitions and of the challenger's shadow ones, with a `role` column."""
+    served = joined(layout, kind, start, end)
+    served = served.with_columns(pl.lit("served").alias("role")) if not served.is_empty() else served
+    shadow = joined(layout, kind, start, end, folder=layout.shadow)
+    if not shadow.is_empty():
+        shadow = shadow.with_columns(pl.lit("shadow").alias("role"))
+        served = pl.concat([served, shadow], how="diagonal_relaxed") if not served.is_empty() else shadow
+    return served
+
+
 def _span(start: str, end: str) -> int:
     return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
 
@@ -78,20 +89,18 @@ def per_day(rows: pl.DataFrame, kind: Kind) -> pl.DataFrame:
     out = []
     if rows.is_empty():
         return pl.DataFrame()
-    for (ds, version), part in rows.group_by(["ds", "model_version"], maintain_order=True):
+    if "role" not in rows.columns:
+        rows = rows.with_columns(pl.lit("served").alias("role"))
+    for (ds, version, role), part in rows.group_by(["ds", "model_version", "role"], maintain_order=True):
         labelled = part.filter(pl.col("truth").is_not_null())
-        row = {
-            "ds": ds,
-            "model_version": version,
-            "rows_scored": part.height,
-            "rows_labelled": labelled.height,
-        }
+        row = {"ds": ds, "model_version": version, "role": role, "rows_scored": part.height}
+        row["rows_labelled"] = labelled.height
         if kind.family == "prices":
             row |= price_metrics(labelled)
         else:
             row |= text_metrics(labelled)
         out.append(row)
-    return pl.DataFrame(out).sort("ds", "model_version")
+    return pl.DataFrame(out).sort("ds", "model_version", "role")
 
 
 def text_metrics(labelled: pl.DataFrame) -> dict:

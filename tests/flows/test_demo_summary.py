@@ -101,3 +101,9 @@ def test_summary_names_the_reference_that_serves_when_the_rnn_does_not_beat_it(t
     text = summary(data, str(tmp_path))
     assert "names -> names-nationality v2 (champion v3)" in text
     assert "instead     its TF-IDF reference, registered as v3: test accuracy 0.830, macro-F1 0.540" in text
+
+
+def test_summary_says_which_version_is_challenger(tmp_path):
+    data = results(tmp_path, 6.5)
+    data["names"]["train"] |= {"version": 4, "champion_version": 3, "challenger_version": 4}
+    assert "names -> names-nationality v4 (champion v3, challenger v4)" in summary(data, str(tmp_path))
