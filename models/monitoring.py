@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from models import tracking, upkeep
@@ -47,7 +48,7 @@ def log_drift(kind: str, resolved: ResolvedModel, ds: str, report: dict, layout:
 
 def log_realised(kind: str, model_name: str, frame, layout: Layout) -> dict[int, str]:
     """Realised performance per day into one monitoring run per model version (realised-<kind>-v<N>,
-    found again on the next monitor run), its metrics stepped by day (the date's ordinal); the
+    found again on the next monitor run), its metrics stepped by day (step YYYYMMDD, time the day); the
     version's tags show the latest labelled day. -> {version: run id}."""
     from datetime import date
 
@@ -66,14 +67,18 @@ def log_realised(kind: str, model_name: str, frame, layout: Layout) -> dict[int,
             tags=None if found else tags | {"mlflow.note.content": note} | upkeep.owner_tags(),
         ) as run:
             rows = frame.filter(frame["model_version"] == version).sort("ds")
+            metrics = []
             for row in rows.iter_rows(named=True):
-                step = date.fromisoformat(row["ds"]).toordinal()
-                values = {
-                    k: float(v)
-                    for k, v in row.items()
-                    if k not in ("ds", "model_version", "role") and v is not None
-                }
-                mlflow.log_metrics(values, step=step)
+                day = date.fromisoformat(row["ds"])  # step YYYYMMDD; time: the day (the UI's "Time" axis)
+                step, at = (
+                    int(day.strftime("%Y%m%d")),
+                    int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000),
+                )
+                skip = ("ds", "model_version", "role")
+                metrics += [
+                    Metric(k, float(v), at, step) for k, v in row.items() if k not in skip and v is not None
+                ]
+            client.log_batch(run.info.run_id, metrics=metrics)
             labelled = rows.filter(rows["rows_labelled"] > 0)
         runs[version] = run.info.run_id
         if labelled.height:

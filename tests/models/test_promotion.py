@@ -41,6 +41,7 @@ def two_versions(tmp_path_factory):
     root = tmp_path_factory.mktemp("promotion") / "data"
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         train_tiny_names(root)
         layout = Layout.of("names", root)
         tiny = {"hidden_size": 16, "embed_dim": 8}
@@ -52,6 +53,7 @@ def two_versions(tmp_path_factory):
 @pytest.fixture
 def layout(two_versions, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     layout = Layout.of("names", two_versions)
     tracking.configure(layout.mlflow_db, layout.mlflow_artifacts)
     return layout

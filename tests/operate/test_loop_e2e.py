@@ -79,6 +79,7 @@ def loop(tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+            mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
             train_tiny_names(root)  # v1, champion: one epoch of a tiny model
         for ds in DAYS:
             path = root / "incoming" / "names" / f"ds={ds}" / "part-0.parquet"
