@@ -9,12 +9,10 @@ import os
 import sys
 import traceback
 
-from flows import checks, drift_view, prefect_defaults, settings
+from flows import checks, drift_view, loop_view, prefect_defaults, settings
 from flows.target import resolve
 from models.launch import RankFailed
-from pipeline import objectstore
 from pipeline.kinds import KINDS
-from pipeline.predictions import parse_ds
 
 EPILOG = """Storage: --data-root DIR (default ./data, or $RNNFLOW_DATA_ROOT) holds bronze/, quarantine/,
 features/, predictions/ and, unless $MLFLOW_TRACKING_URI is set, MLflow's mlflow.db and mlartifacts/.
@@ -26,6 +24,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def columns(role: str) -> str:
+    """Each text kind's column for `role` and its aliases, from the kind declarations: `names:
+    surname|name|last_name, reviews: review|text`."""
+    shown = []
+    for name, spec in KINDS.items():
+        if hasattr(spec, role):
+            column = getattr(spec, role)
+            shown.append(f"{name}: {'|'.join((column, *spec.column_aliases.get(column, ())))}")
+    return ", ".join(shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,14 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--text-col",
         default=None,
-        help="source column holding the text (default: the kind's own, names: surname|name|last_name, "
-        "reviews: review|text); stored under the kind's name",
+        help=f"source column holding the text (default: the kind's own, {columns('text_col')}); stored "
+        "under the kind's name",
     )
     p.add_argument(
         "--label-col",
         default=None,
-        help="source column holding the label (default: names: nationality|label|language, "
-        "reviews: sentiment|label); stored under the kind's name",
+        help=f"source column holding the label (default: {columns('label_col')}); stored under the "
+        "kind's name",
     )
 
     p = sub.add_parser(
@@ -155,52 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     drift_view.add_parser(sub, common, kinds)
 
-    p = sub.add_parser(
-        "labels",
-        parents=[common],
-        help="ground truth for rows scored earlier (late, in pieces)",
-        description="Read labels for rows scored earlier: text kinds `ds,id,<label>` (or `label`), keyed by "
-        "the scored row's id; prices `ds,ticker,close`, the close that followed the forecast made on ds. "
-        "CSV or Parquet; --ds for files without a ds column. Bad rows go to label-quarantine/<kind>/ with "
-        "one reason each (unknown_id, unknown_label, duplicate, day_not_scored, bad_date, ...).",
-    )
-    p.add_argument("kind", choices=kinds)
-    p.add_argument("sources", nargs="+", metavar="SOURCE")
-    p.add_argument("--ds", default=None, help="the day of rows whose file has no ds column, YYYY-MM-DD")
-
-    p = sub.add_parser(
-        "monitor",
-        parents=[common],
-        help="realised performance per scored day and model version (table and PNG)",
-        description="Join the days scored from START to END with the labels known so far: per day and "
-        "version, rows labelled, accuracy (95% interval) and macro-F1 (text) or RMSE beside persistence "
-        "and directional accuracy (prices); logged to MLflow (realised-<kind>-v<N>) and drawn as a PNG.",
-    )
-    p.add_argument("kind", choices=kinds)
-    p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
-    p.add_argument("--plot", default=None, help="PNG to write (default <data-root>/reports/realised-...)")
-    settings.add_section(p.add_argument_group("monitor"), "monitor")
-
-    p = sub.add_parser(
-        "history",
-        parents=[common],
-        help="every champion move of a kind: when, from which version to which, why",
-        description="Print the promotion history of KIND (history/<kind>/ under the data root): every move "
-        "of its champion alias, by training, rollback or outside rnnflow, with the reason and evidence.",
-    )
-    p.add_argument("kind", choices=kinds)
-
-    p = sub.add_parser(
-        "rollback",
-        parents=[common],
-        help="move the champion back to a version that served before",
-        description="Move KIND's champion alias back to VERSION, which must have served before, and record "
-        "it with REASON in the promotion history and on the versions' MLflow tags.",
-    )
-    p.add_argument("kind", choices=kinds)
-    p.add_argument("--to", dest="to_version", type=int, required=True, metavar="VERSION")
-    p.add_argument("--reason", required=True, help="why (kept in the history)")
+    loop_view.add_parsers(sub, common, kinds)
 
     p = sub.add_parser(
         "evaluate",
@@ -269,17 +233,8 @@ def check(args: argparse.Namespace, root: str | None) -> None:
         checks.check_model(target, args.model or target.champion)
     elif args.command == "drift":
         drift_view.check(target, args.start, args.end)
-    elif args.command == "rollback":
-        checks.check_rollback(target, args.to_version, args.reason)
-    elif args.command == "labels":
-        for source in args.sources:
-            if not objectstore.as_path(source).exists():
-                raise FileNotFoundError(f"{source}: no such file")
-        if args.ds is not None:
-            parse_ds(args.ds)
-    elif args.command == "monitor":
-        parse_ds(args.start), parse_ds(args.end)
-        checks.MonitorSettings(**settings.from_args(args, "monitor"))
+    elif args.command in loop_view.COMMANDS:
+        loop_view.check(args, target)
     elif args.command == "demo":
         args.kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
         checks.check_kinds(args.kinds)
@@ -305,7 +260,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def run_flow(args: argparse.Namespace, root: str | None) -> dict:
-    from flows import demo, kind_flows, loop_flows, score_flows
+    from flows import demo, kind_flows, score_flows
     from flows.kind_flows import of_kind
 
     if args.command == "ingest":
@@ -329,20 +284,8 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
         return of_kind(score_flows.repackage_flow, args.kind)(args.kind, args.model, root)
     if args.command == "drift":
         return drift_view.run(args)
-    if args.command == "labels":
-        return of_kind(loop_flows.labels_flow, args.kind)(args.kind, args.sources, args.ds, root)
-    if args.command == "monitor":
-        flow = of_kind(loop_flows.monitor_flow, args.kind)
-        given = settings.from_args(args, "monitor")
-        result = flow(args.kind, args.start, args.end, root, args.plot, monitor=given)
-        print_rows(result["rows"])
-        print(f"plot: {result['plot']}")
-        return result
-    if args.command == "history":
-        return print_history(loop_flows.history_flow, args, root)
-    if args.command == "rollback":
-        flow = of_kind(loop_flows.rollback_flow, args.kind)
-        return flow(args.kind, args.to_version, args.reason, root)
+    if args.command in loop_view.COMMANDS:
+        return loop_view.run(args, root)
     result = demo.demo_flow(
         root,
         epochs=args.epochs,
@@ -352,24 +295,6 @@ def run_flow(args: argparse.Namespace, root: str | None) -> dict:
     )
     print(demo.summary(result, root))
     return result
-
-
-def print_history(history_flow, args: argparse.Namespace, root: str | None) -> list[dict]:
-    from flows.kind_flows import of_kind
-
-    rows = of_kind(history_flow, args.kind)(args.kind, root)
-    if not rows:
-        print(f"no promotion history for {args.kind} yet: a training that crowns a champion starts it")
-        return rows
-    print_rows(rows)
-    return rows
-
-
-def print_rows(rows: list[dict]) -> None:
-    import polars as pl
-
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=90):
-        print(pl.DataFrame(rows))
 
 
 class OneLineFormatter(logging.Formatter):
