@@ -39,7 +39,10 @@ def paired_test(rows: pl.DataFrame, kind: Kind) -> dict:
         truth = rows["truth"].to_numpy()
         ours, theirs = (rows[c].to_numpy() for c in ("champion", "challenger"))
         gain = (ours - truth) ** 2 - (theirs - truth) ** 2  # > 0: the challenger is closer
-        p = float(stats.ttest_1samp(gain, 0.0).pvalue) if len(gain) > 1 and gain.std() > 0 else 1.0
+        if len(gain) > 1 and gain.std() > 0:
+            p = float(stats.ttest_1samp(gain, 0.0).pvalue)
+        else:  # every row gains the same: certain when it is not zero (and there are rows)
+            p = 0.0 if len(gain) > 1 and gain.mean() != 0 else 1.0
         numbers = {"champion_rmse": float(np.sqrt(((ours - truth) ** 2).mean()))}
         numbers["challenger_rmse"] = float(np.sqrt(((theirs - truth) ** 2).mean()))
         return numbers | {"test": "paired t-test on squared errors", "p_value": p, "better": gain.mean() > 0}
