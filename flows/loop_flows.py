@@ -99,11 +99,12 @@ def realised_days(target: Target, start: str, end: str, plot: str | None) -> dic
     from pathlib import Path
 
     from models import monitoring
+    from models import realised as realised_metrics
     from models.plots import realised_trend
     from pipeline import storage
 
     rows = realised.served_and_shadow(target.layout, target.spec, start, end)
-    frame = realised.per_day(rows, target.spec)
+    frame = realised_metrics.per_day(rows, target.spec)
     if frame.is_empty():
         raise LookupError(
             f"monitor {target.kind}: no scored day from {start} to {end}; score those days first"

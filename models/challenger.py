@@ -1,15 +1,14 @@
 """The challenger's verdict: champion and challenger compared on the same labelled rows of the days both
-scored (the champion's partition and the challenger's shadow), by a paired test; after a window of
-labelled days the challenger is promoted when it is better, and demoted otherwise. The decision names
-both numbers, the test and its p-value, and is recorded in the promotion history."""
+scored (the champion's partition and the challenger's shadow), by a paired test (McNemar,
+Diebold-Mariano); after a window of labelled days the challenger is promoted when it is better, and
+demoted otherwise. The decision names both numbers, the test and its p-value; it is in the history."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
-from models import promotion, tracking
+from models import metrics, promotion, tracking
 from pipeline import labels, realised
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
@@ -34,26 +33,22 @@ def paired_rows(
 
 
 def paired_test(rows: pl.DataFrame, kind: Kind) -> dict:
-    """McNemar's exact test (text) or a t-test on the paired differences of squared error (prices)."""
+    """The tests the training's gate uses (models/metrics.py): McNemar on the rows only one version got
+    right (text), Diebold-Mariano on the paired differences of squared error (prices)."""
+    truth = rows["truth"].to_numpy()
+    ours, theirs = (rows[c].to_numpy() for c in ("champion", "challenger"))
     if kind.family == "prices":
-        truth = rows["truth"].to_numpy()
-        ours, theirs = (rows[c].to_numpy() for c in ("champion", "challenger"))
-        gain = (ours - truth) ** 2 - (theirs - truth) ** 2  # > 0: the challenger is closer
-        if len(gain) > 1 and gain.std() > 0:
-            p = float(stats.ttest_1samp(gain, 0.0).pvalue)
-        else:  # every row gains the same: certain when it is not zero (and there are rows)
-            p = 0.0 if len(gain) > 1 and gain.mean() != 0 else 1.0
+        gain = float((((ours - truth) ** 2) - ((theirs - truth) ** 2)).mean())  # > 0: challenger closer
         numbers = {"champion_rmse": float(np.sqrt(((ours - truth) ** 2).mean()))}
         numbers["challenger_rmse"] = float(np.sqrt(((theirs - truth) ** 2).mean()))
-        return numbers | {"test": "paired t-test on squared errors", "p_value": p, "better": gain.mean() > 0}
-    ours = rows["champion"] == rows["truth"]
-    theirs = rows["challenger"] == rows["truth"]
-    only_ours, only_theirs = int((ours & ~theirs).sum()), int((theirs & ~ours).sum())
-    n = only_ours + only_theirs
-    p = float(stats.binomtest(min(only_ours, only_theirs), n, 0.5).pvalue) if n else 1.0
-    numbers = {"champion_accuracy": float(ours.mean()), "challenger_accuracy": float(theirs.mean())}
-    numbers |= {"only_champion_right": only_ours, "only_challenger_right": only_theirs}
-    return numbers | {"test": "McNemar (exact)", "p_value": p, "better": only_theirs > only_ours}
+        p = metrics.diebold_mariano(truth, theirs, ours)
+        return numbers | {"test": "Diebold-Mariano", "p_value": p, "better": gain > 0}
+    right, theirs_right = ours == truth, theirs == truth
+    numbers = {"champion_accuracy": float(right.mean()), "challenger_accuracy": float(theirs_right.mean())}
+    numbers |= {"only_champion_right": int((right & ~theirs_right).sum())}
+    numbers |= {"only_challenger_right": int((theirs_right & ~right).sum())}
+    better = numbers["only_challenger_right"] > numbers["only_champion_right"]
+    return numbers | {"test": "McNemar", "p_value": metrics.mcnemar(truth, theirs, ours), "better": better}
 
 
 def decide(layout: Layout, kind: Kind, start: str, end: str, window: int, alpha: float) -> dict | None:

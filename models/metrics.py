@@ -124,8 +124,10 @@ def diebold_mariano(actual: np.ndarray, forecast: np.ndarray, other: np.ndarray)
     factor; two-sided, normal). Windows of several tickers count as independent: an approximation."""
     d = (np.asarray(forecast) - actual) ** 2 - (np.asarray(other) - actual) ** 2
     n = len(d)
-    if n < 3 or float(np.var(d)) == 0.0:
+    if n < 3:
         return 1.0
+    if float(np.var(d)) == 0.0:  # every pair differs by the same amount: certain unless that is zero
+        return 0.0 if float(d[0]) != 0.0 else 1.0
     stat = float(np.mean(d)) / math.sqrt(float(np.var(d, ddof=1)) / n) * math.sqrt((n - 1) / n)
     return _two_sided_p(stat)
 

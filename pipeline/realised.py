@@ -1,45 +1,15 @@
-"""Realised performance: each scored day's predictions joined with the labels known so far, per day and
-model version. Text: rows labelled, accuracy (Wilson 95% interval) and macro-F1; prices: RMSE of the
-forecast and of persistence (bootstrap 95% interval) and directional accuracy."""
+"""Realised performance's data: each scored day's predictions (served and shadow) joined with the labels
+known so far; the metrics per day and version are models/realised.py's."""
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
-import numpy as np
 import polars as pl
 
 from pipeline import labels, objectstore
 from pipeline.kinds import Kind
 from pipeline.layout import Layout
-
-Z95 = 1.959964
-
-
-def wilson(hits: int, n: int) -> tuple[float | None, float | None]:
-    if n == 0:
-        return None, None
-    p, z2 = hits / n, Z95**2
-    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return centre - half / (1 + z2 / n), centre + half / (1 + z2 / n)
-
-
-def macro_f1(truth: list[str], predicted: list[str]) -> float:
-    scores = []
-    for label in sorted(set(truth) | set(predicted)):
-        tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
-        fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
-        fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def rmse_interval(errors: np.ndarray, seed: int = 0, draws: int = 500) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(errors), size=(draws, len(errors)))
-    values = np.sqrt((errors[picks] ** 2).mean(axis=1))
-    return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
 
 
 def day_rows(folder, kind: Kind, ds: str) -> pl.DataFrame | None:
@@ -82,52 +52,3 @@ def served_and_shadow(layout: Layout, kind: Kind, start: str, end: str) -> pl.Da
 
 def _span(start: str, end: str) -> int:
     return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
-
-
-def per_day(rows: pl.DataFrame, kind: Kind) -> pl.DataFrame:
-    """One row per (ds, model_version): what is known so far of how that version did that day."""
-    out = []
-    if rows.is_empty():
-        return pl.DataFrame()
-    if "role" not in rows.columns:
-        rows = rows.with_columns(pl.lit("served").alias("role"))
-    for (ds, version, role), part in rows.group_by(["ds", "model_version", "role"], maintain_order=True):
-        labelled = part.filter(pl.col("truth").is_not_null())
-        row = {"ds": ds, "model_version": version, "role": role, "rows_scored": part.height}
-        row["rows_labelled"] = labelled.height
-        if kind.family == "prices":
-            row |= price_metrics(labelled)
-        else:
-            row |= text_metrics(labelled)
-        out.append(row)
-    return pl.DataFrame(out).sort("ds", "model_version", "role")
-
-
-def text_metrics(labelled: pl.DataFrame) -> dict:
-    truth, predicted = labelled["truth"].to_list(), labelled["predicted_label"].to_list()
-    hits = sum(t == p for t, p in zip(truth, predicted, strict=True))
-    low, high = wilson(hits, len(truth))
-    accuracy = hits / len(truth) if truth else None
-    f1 = macro_f1(truth, predicted) if truth else None
-    return {"accuracy": accuracy, "accuracy_ci95_low": low, "accuracy_ci95_high": high, "macro_f1": f1}
-
-
-def price_metrics(labelled: pl.DataFrame) -> dict:
-    labelled = labelled.filter(pl.col("forecast_close").is_not_null())
-    if labelled.is_empty():
-        return {"rmse": None, "rmse_ci95_low": None, "rmse_ci95_high": None, "persistence_rmse": None}
-    truth, forecast = labelled["truth"].to_numpy(), labelled["forecast_close"].to_numpy()
-    last = labelled["last_close"].to_numpy()
-    errors = forecast - truth
-    low, high = rmse_interval(errors)
-    right = int(((forecast - last) * (truth - last) > 0).sum())
-    d_low, d_high = wilson(right, len(truth))
-    return {
-        "rmse": float(np.sqrt((errors**2).mean())),
-        "rmse_ci95_low": low,
-        "rmse_ci95_high": high,
-        "persistence_rmse": float(np.sqrt(((last - truth) ** 2).mean())),
-        "directional_accuracy": right / len(truth),
-        "directional_ci95_low": d_low,
-        "directional_ci95_high": d_high,
-    }

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
+from models import realised as realised_metrics
 from pipeline import labels, realised
 from pipeline.kinds import PRICES, REVIEWS
 from pipeline.layout import Layout
@@ -99,7 +100,7 @@ def test_realised_accuracy_per_day_and_version_counts_only_labelled_rows(tmp_pat
     layout = scored_reviews(tmp_path / "data")
     rows = "".join(f"{DAYS[0]},r{i},positive\n" for i in range(10))
     labels.ingest_labels([csv(tmp_path / "l.csv", "ds,id,label\n" + rows)], REVIEWS, layout)
-    daily = realised.per_day(realised.joined(layout, REVIEWS, *DAYS), REVIEWS)
+    daily = realised_metrics.per_day(realised.joined(layout, REVIEWS, *DAYS), REVIEWS)
     first, second = daily.to_dicts()
     assert (first["rows_scored"], first["rows_labelled"], first["accuracy"]) == (10, 10, 0.6)
     assert first["accuracy_ci95_low"] < 0.6 < first["accuracy_ci95_high"]
@@ -114,7 +115,7 @@ def test_price_labels_are_realised_closes_by_ticker_and_day(tmp_path):
     )
     report = labels.ingest_labels([source], PRICES, layout)
     assert report["rows_ok"] == 2 and report["reasons"] == {"bad_close": 1, "unknown_ticker": 1}
-    (day,) = realised.per_day(realised.joined(layout, PRICES, DAYS[0], DAYS[0]), PRICES).to_dicts()
+    (day,) = realised_metrics.per_day(realised.joined(layout, PRICES, DAYS[0], DAYS[0]), PRICES).to_dicts()
     assert day["rmse"] == pytest.approx(((1**2 + 0.5**2) / 2) ** 0.5)
     assert day["persistence_rmse"] == pytest.approx(((2**2 + 0.5**2) / 2) ** 0.5)
     assert day["directional_accuracy"] == 1.0
